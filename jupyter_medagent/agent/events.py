@@ -1,0 +1,135 @@
+"""Typed events the agent loop yields. Every user interface only renders these.
+
+Events are plain dataclasses so they serialise to JSON (``event.to_json()``)
+for the server extension's event stream and the CLI's ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class Event:
+    """Base class; ``kind`` names the event in JSON."""
+
+    kind: str = field(init=False, default="event")
+
+    def to_json(self) -> dict[str, Any]:
+        data = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bytes):  # PNG bytes travel as base64
+                value = base64.b64encode(value).decode("ascii")
+            data[f.name] = value
+        return data
+
+
+@dataclass
+class Plan(Event):
+    """What the agent intends to do, as short human-readable steps."""
+
+    steps: list[str]
+    rationale: str = ""
+    kind: str = field(init=False, default="plan")
+
+
+@dataclass
+class Message(Event):
+    """Narration from the agent (text a model streamed, or a planner's note)."""
+
+    text: str
+    kind: str = field(init=False, default="message")
+
+
+@dataclass
+class CellWritten(Event):
+    """A cell was added, or an existing one replaced (``replaces`` is its id)."""
+
+    cell_id: str
+    source: str
+    note: str
+    replaces: str | None = None
+    kind: str = field(init=False, default="cell_written")
+
+
+@dataclass
+class CellExecuted(Event):
+    """A cell ran. ``outputs`` are nbformat output dicts; ``error`` is None on success."""
+
+    cell_id: str
+    outputs: list[dict[str, Any]]
+    error: dict[str, Any] | None  # {"ename", "evalue", "traceback": [str]} without ANSI codes
+    duration_s: float
+    kind: str = field(init=False, default="cell_executed")
+
+
+@dataclass
+class Repair(Event):
+    """An error or a finding is being fixed; ``rule`` names the repair rule that fired."""
+
+    cell_id: str | None
+    rule: str
+    reason: str
+    kind: str = field(init=False, default="repair")
+
+
+@dataclass
+class Render(Event):
+    """A rendered montage (PNG) produced by a cell, ready to be judged."""
+
+    cell_id: str
+    png: bytes
+    caption: str = ""
+    kind: str = field(init=False, default="render")
+
+
+@dataclass
+class Verdict(Event):
+    """A judge's verdict. ``findings`` use the quantitative judge's kind names."""
+
+    judge: str  # "quantitative", "vlm" or "merged"
+    verdict: Literal["ok", "flag"]
+    findings: list[dict[str, Any]]
+    cell_id: str | None = None
+    confidence: float | None = None
+    kind: str = field(init=False, default="verdict")
+
+
+@dataclass
+class Usage(Event):
+    """Tokens and money for one model call, plus the running totals."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    total_tokens: int = 0
+    total_cost_usd: float = 0.0
+    kind: str = field(init=False, default="usage")
+
+
+@dataclass
+class ApprovalRequest(Event):
+    """Approve-each-cell mode: the loop waits for the approver's decision on this cell."""
+
+    cell_id: str
+    source: str
+    kind: str = field(init=False, default="approval_request")
+
+
+@dataclass
+class Finished(Event):
+    """The run ended. ``status``: solved, failed or stopped; ``reason`` says why in plain words."""
+
+    status: Literal["solved", "failed", "stopped"]
+    reason: str
+    summary: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notebook: str | None = None
+    reexecuted_ok: bool | None = None
+    kind: str = field(init=False, default="finished")

@@ -1,0 +1,18 @@
+"""Errors users see. Each names the file or input at fault and what is wrong with it."""
+
+
+class MedagentError(Exception):
+    """Base for every error the CLI reports as a clean message instead of a traceback."""
+
+
+class DataError(MedagentError):
+    """A file or folder cannot be used: unreadable, wrong kind, wrong shape, missing pair."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ConfigError(MedagentError):
+    """A backend, key, server or option is missing or malformed."""
