@@ -28,6 +28,7 @@ FIT_MARGIN_ABS = 0.04
 FIT_MARGIN_REL = 1.25
 INTENSITY_SCALE_RATIO = 20.0  # MRI gains differ several-fold between scanners; x20 is a storage error
 MAX_FIT_VOXELS = 2_000_000
+FRAGMENT_FRACTION = 0.02  # a separate piece above 2% of the main one is a real fragment, not noise
 
 
 def _arr(x) -> np.ndarray:
@@ -291,7 +292,7 @@ def check_prediction(prediction, case: str = "", *, image=None, convention: str 
         components, n = ndimage.label(pred == value)
         if n > 1:
             sizes = np.bincount(components.ravel())[1:]
-            stray = int((sizes > 0.05 * sizes.max()).sum() - 1)
+            stray = int((sizes > FRAGMENT_FRACTION * sizes.max()).sum() - 1)
             if stray:
                 findings.append(Finding(case, "fragmented", "warning",
                                         f"{name} is split into {stray + 1} sizeable pieces",

@@ -1,0 +1,82 @@
+"""Segmentation and clinical metrics: Dice and HD95 per structure (MONAI's), volumes, EF, mass.
+
+Empty structures, stated once for every metric here:
+- reference and prediction both empty: Dice 1.0, HD95 0.0 (nothing to find, nothing found);
+- exactly one of them empty: Dice 0.0, HD95 nan (a distance to nothing is undefined).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MYOCARDIAL_DENSITY_G_PER_ML = 1.05
+
+
+def _one_hot(label: np.ndarray, value: int):
+    import torch  # torch and MONAI load in seconds; only metric calls should pay for them
+
+    return torch.from_numpy(np.asarray(label == value, dtype=np.float32))[None, None]
+
+
+def _labels(reference: np.ndarray, prediction: np.ndarray, labels) -> list[int]:
+    if labels is not None:
+        return [int(v) for v in labels]
+    return sorted(int(v) for v in np.union1d(np.unique(reference), np.unique(prediction)) if v != 0)
+
+
+def dice_per_label(prediction, reference, labels=None) -> dict[int, float]:
+    """Dice for each label value (background excluded unless listed)."""
+    from monai.metrics import compute_dice
+
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    result = {}
+    for value in _labels(reference, prediction, labels):
+        p, r = _one_hot(prediction, value), _one_hot(reference, value)
+        if not r.any() and not p.any():
+            result[value] = 1.0
+        else:
+            result[value] = float(compute_dice(p, r, include_background=True, ignore_empty=False)[0, 0])
+    return result
+
+
+def hd95_per_label(prediction, reference, spacing=None, labels=None) -> dict[int, float]:
+    """95th-percentile Hausdorff distance per label, in mm when ``spacing`` is given (else voxels)."""
+    from monai.metrics import compute_hausdorff_distance
+
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    result = {}
+    for value in _labels(reference, prediction, labels):
+        p, r = _one_hot(prediction, value), _one_hot(reference, value)
+        if not r.any() and not p.any():
+            result[value] = 0.0
+        elif not r.any() or not p.any():
+            result[value] = math.nan
+        else:
+            distance = compute_hausdorff_distance(
+                p, r, include_background=True, percentile=95,
+                spacing=list(spacing)[: prediction.ndim] if spacing is not None else None,
+            )
+            result[value] = float(distance[0, 0])
+    return result
+
+
+def volumes_ml(label, spacing, labels=None) -> dict[int, float]:
+    """Volume of each label value in millilitres (voxel count x voxel volume)."""
+    label = np.asarray(label)
+    voxel_ml = float(np.prod(spacing[:3])) / 1000.0
+    values = labels if labels is not None else [int(v) for v in np.unique(label) if v != 0]
+    return {int(v): float((label == v).sum() * voxel_ml) for v in values}
+
+
+def ejection_fraction(edv_ml: float, esv_ml: float) -> float:
+    """EF in percent: (EDV - ESV) / EDV x 100."""
+    if edv_ml <= 0:
+        raise ValueError(f"end-diastolic volume must be positive to compute an ejection fraction, got {edv_ml}")
+    return (edv_ml - esv_ml) / edv_ml * 100.0
+
+
+def myocardial_mass_g(myocardium_ml: float) -> float:
+    """Myocardial mass from its volume (density 1.05 g/mL)."""
+    return myocardium_ml * MYOCARDIAL_DENSITY_G_PER_ML
