@@ -1,0 +1,30 @@
+"""What the user asked for, where the data is, and what counts as solved."""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPARISONS = {">=": operator.ge, "<=": operator.le}
+
+
+@dataclass
+class Task:
+    request: str
+    data_dir: str | None = None
+    output_dir: str = "."
+    # metric name -> [">=" or "<=", threshold]; e.g. {"dice_mean": [">=", 0.90], "ef_abs_error": ["<=", 3.0]}
+    acceptance: dict[str, list] = field(default_factory=dict)
+
+    def unmet(self, metrics: dict[str, Any]) -> list[str]:
+        """Acceptance criteria the metrics do not meet, in plain words (empty when all are met)."""
+        problems = []
+        for name, (op, threshold) in self.acceptance.items():
+            value = metrics.get(name)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                problems.append(f"{name} was not measured (needed {op} {threshold})")
+            elif not COMPARISONS[op](float(value), float(threshold)):
+                problems.append(f"{name} = {float(value):.3g}, needed {op} {threshold}")
+        return problems

@@ -1,0 +1,231 @@
+"""The agent's tools (schemas in prompts/tools.json). Each tool is a generator: it yields the
+events it causes and returns the Observation the backend sees next."""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib import resources
+from typing import Any, Callable, Generator
+
+from jupyter_medagent.agent.events import ApprovalRequest, CellExecuted, CellWritten, Event, Render, Verdict
+from jupyter_medagent.agent.protocols import (
+    FINDINGS_MIME,
+    METRICS_MIME,
+    ExecutionResult,
+    Executor,
+    Judge,
+    JudgeVerdict,
+    Observation,
+    ToolCall,
+)
+from jupyter_medagent.agent.task import Task
+from jupyter_medagent.judge.panel import merge_verdicts
+from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
+
+ToolResult = Generator[Event, None, Observation]
+Approver = Callable[[str, str], tuple[str, str]]  # (cell_id, source) -> ("run"|"skip"|"edit"|"stop", source)
+SafetyCheck = Callable[[str], list[str]]  # code -> reasons it is refused (empty: allowed)
+
+MAX_TEXT = 2000  # characters of a cell's printed output passed back to the backend
+
+LIST_VARIABLES = """
+import json as _json
+def _medagent_variables(namespace):
+    rows = []
+    for name, value in namespace.items():
+        if name.startswith("_") or name in ("In", "Out", "exit", "quit", "get_ipython") or type(value).__name__ == "module":
+            continue
+        row = {"name": name, "type": type(value).__name__}
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            row.update(shape=list(getattr(value, "shape")), dtype=str(value.dtype))
+        elif hasattr(value, "__len__") and not isinstance(value, str):
+            try:
+                row["len"] = len(value)
+            except TypeError:
+                pass
+        rows.append(row)
+    return rows
+print(_json.dumps(_medagent_variables(dict(globals()))))
+del _medagent_variables
+"""
+
+
+def load_tool_schemas() -> list[dict[str, Any]]:
+    return json.loads(resources.files("jupyter_medagent.prompts").joinpath("tools.json").read_text())
+
+
+class StopRequested(Exception):
+    """The approver chose to stop the run."""
+
+
+class Toolbox:
+    def __init__(self, task: Task, executor: Executor, draft: DraftNotebook, judges: list[Judge],
+                 approver: Approver | None = None, safety: SafetyCheck | None = None,
+                 on_cell_done: Callable[[DraftCell], None] | None = None):
+        self.task, self.executor, self.draft = task, executor, draft
+        self.judges, self.approver, self.safety = judges, approver, safety
+        self.on_cell_done = on_cell_done
+        self.schemas = {s["name"]: s for s in load_tool_schemas()}
+        self.metrics: dict[str, Any] = {}
+        self.pending_images: list[bytes] = []
+        self.pending_findings: list[dict[str, Any]] = []
+        self.verdicts: list[dict[str, Any]] = []
+        self.disagreements: list[str] = []
+        self.errors_seen = 0
+
+    # ------------------------------------------------------------------ validation
+    def problem_with(self, call: ToolCall) -> str | None:
+        """Why a tool call cannot be carried out (told to the model), or None."""
+        if call.name not in self.schemas:
+            return f"unknown tool {call.name!r}; available tools: {', '.join(self.schemas)}"
+        if "__parse_error__" in call.arguments:
+            return f"the arguments of {call.name} are not valid JSON: {str(call.arguments['__parse_error__'])[:300]}"
+        missing = [k for k in self.schemas[call.name]["input_schema"].get("required", []) if k not in call.arguments]
+        if missing:
+            return f"{call.name} is missing required argument(s): {', '.join(missing)}"
+        if call.name in ("edit_cell", "run_cell") and self.draft.get(str(call.arguments["cell_id"])) is None:
+            known = ", ".join(c.id for c in self.draft.cells) or "none yet"
+            return f"no cell with id {call.arguments['cell_id']!r} (cells: {known})"
+        return None
+
+    def dispatch(self, call: ToolCall) -> ToolResult:
+        return getattr(self, f"tool_{call.name}")(**call.arguments)
+
+    # ------------------------------------------------------------------ tools
+    def tool_inspect_data(self, path: str | None = None) -> ToolResult:
+        from jupyter_medagent.imaging.datacard import build_data_card
+        from jupyter_medagent.judge.quantitative import check_dataset
+
+        folder = path or self.task.data_dir
+        if not folder:
+            return Observation("no data folder was given for this task", is_error=True)
+        yield from ()
+        card = build_data_card(folder)
+        findings = [f.to_dict() for f in check_dataset(card)]
+        lines = [card.to_text(), "", f"Quality findings: {len(findings)}"]
+        lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
+        return Observation("\n".join(lines), data={"card": card.to_dict(), "findings": findings})
+
+    def tool_add_cell(self, source: str, note: str, run: bool = True) -> ToolResult:
+        cell = self.draft.add(source, note)
+        yield CellWritten(cell.id, source, note)
+        if not run:
+            return Observation(f"cell {cell.id} added (not run)", data={"cell_id": cell.id})
+        return (yield from self._run(cell))
+
+    def tool_edit_cell(self, cell_id: str, source: str, note: str | None = None, run: bool = True) -> ToolResult:
+        cell = self.draft.replace(cell_id, source, note)
+        yield CellWritten(cell.id, source, cell.note, replaces=cell.id)
+        if not run:
+            return Observation(f"cell {cell.id} replaced (not run)", data={"cell_id": cell.id})
+        return (yield from self._run(cell))
+
+    def tool_run_cell(self, cell_id: str) -> ToolResult:
+        return (yield from self._run(self.draft.get(cell_id)))
+
+    def tool_list_variables(self) -> ToolResult:
+        yield from ()
+        result = self.executor.execute(LIST_VARIABLES)
+        text = "".join(o.get("text", "") for o in result.outputs if o.get("output_type") == "stream")
+        try:
+            variables = json.loads(text.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return Observation(f"could not list variables: {result.error or text[:300]}", is_error=True)
+        lines = [f"{v['name']}: {v['type']}" + (f" {v['shape']} {v['dtype']}" if "shape" in v else "") for v in variables]
+        return Observation("\n".join(lines) or "(no variables)", data={"variables": variables})
+
+    def tool_render(self, image: str, label: str | None = None, prediction: str | None = None,
+                    title: str | None = None) -> ToolResult:
+        args = [image] + [f"{k}={v}" for k, v in (("label", label), ("prediction", prediction)) if v]
+        if title:
+            args.append(f"title={title!r}")
+        source = f"from jupyter_medagent.imaging import render_montage\n\nrender_montage({', '.join(args)})"
+        note = f"Render {title or image} with its contours, to look at the overlay before trusting any number."
+        return (yield from self.tool_add_cell(source, note))
+
+    def tool_judge(self, context: str = "") -> ToolResult:
+        images, findings = self.pending_images, self.pending_findings
+        self.pending_images, self.pending_findings = [], []
+        verdicts: dict[str, JudgeVerdict] = {}
+        for judge in self.judges:
+            verdicts[judge.name] = judge.judge(images, findings, context)
+            yield Verdict(judge.name, verdicts[judge.name].verdict, verdicts[judge.name].findings,
+                          confidence=verdicts[judge.name].confidence)
+        merged, disagreements = merge_verdicts(verdicts)
+        self.disagreements += disagreements
+        self.verdicts.append({"verdict": merged.verdict, "n_images": len(images), "n_findings": len(merged.findings),
+                              "judges": {n: v.verdict for n, v in verdicts.items()}})
+        if len(verdicts) > 1:
+            yield Verdict("merged", merged.verdict, merged.findings)
+        lines = [f"Verdict: {merged.verdict} ({len(images)} image(s), {len(merged.findings)} finding(s))"]
+        lines += [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" for f in merged.findings]
+        lines += [f"Judges disagree: {d}" for d in disagreements]
+        return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings})
+
+    def tool_finish(self, status: str, summary: str) -> ToolResult:
+        yield from ()
+        return Observation("finishing", data={"finish": {"status": status, "summary": summary}})
+
+    # ------------------------------------------------------------------ running a cell
+    def _run(self, cell: DraftCell) -> ToolResult:
+        if self.safety is not None:
+            refusals = self.safety(cell.source)
+            if refusals:
+                cell.status = "error"
+                return Observation("The safety gate refused this cell; choose another way:\n- " + "\n- ".join(refusals),
+                                   data={"cell_id": cell.id, "refused": refusals}, is_error=True)
+        if self.approver is not None:
+            yield ApprovalRequest(cell.id, cell.source)
+            decision, source = self.approver(cell.id, cell.source)
+            if decision == "stop":
+                raise StopRequested()
+            if decision == "skip":
+                cell.status = "skipped"
+                return Observation(f"the user skipped cell {cell.id}; it was not run", data={"cell_id": cell.id, "skipped": True})
+            if decision == "edit" and source != cell.source:
+                cell.source = source
+                yield CellWritten(cell.id, source, cell.note, replaces=cell.id)
+        result = self.executor.execute(cell.source)
+        cell.outputs, cell.duration_s = result.outputs, result.duration_s
+        cell.status = "ok" if result.ok else "error"
+        self.errors_seen += not result.ok
+        yield CellExecuted(cell.id, result.outputs, result.error, result.duration_s)
+        images = self._collect(result)
+        for png in images:
+            yield Render(cell.id, png, cell.note)
+        if self.on_cell_done:
+            self.on_cell_done(cell)
+        return self._observe(cell, result, images)
+
+    def _collect(self, result: ExecutionResult) -> list[bytes]:
+        images = []
+        for output in result.outputs:
+            data = output.get("data", {})
+            if "image/png" in data:
+                images.append(base64.b64decode(data["image/png"]) if isinstance(data["image/png"], str) else data["image/png"])
+            if FINDINGS_MIME in data:
+                self.pending_findings += list(data[FINDINGS_MIME].get("findings", []))
+            if METRICS_MIME in data:
+                self.metrics.update(data[METRICS_MIME])
+        self.pending_images += images
+        return images
+
+    def _observe(self, cell: DraftCell, result: ExecutionResult, images: list[bytes]) -> Observation:
+        text = "".join(o.get("text", "") for o in result.outputs if o.get("output_type") == "stream")
+        plain = [o["data"]["text/plain"] for o in result.outputs
+                 if "data" in o and "text/plain" in o["data"] and "image/png" not in o["data"]]
+        shown = (text + "\n".join(plain)).strip()
+        if len(shown) > MAX_TEXT:
+            shown = shown[: MAX_TEXT // 2] + "\n...\n" + shown[-MAX_TEXT // 2 :]
+        header = f"cell {cell.id} {'ran' if result.ok else 'FAILED'} in {result.duration_s:.1f} s"
+        if images:
+            header += f"; {len(images)} image(s) rendered"
+        parts = [header]
+        if shown:
+            parts.append(shown)
+        if result.error:
+            parts.append("".join(result.error["traceback"][-3:])[-1500:] or f"{result.error['ename']}: {result.error['evalue']}")
+        data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),
+                "n_images": len(images)}
+        return Observation("\n".join(parts), images=images, data=data, is_error=not result.ok)
