@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
-from jupyter_medagent.agent.events import Event, Finished, Message, Usage
+from jupyter_medagent.agent.events import Event, Finished, Message, Plan, Usage
 from jupyter_medagent.agent.protocols import AgentView, Backend, Executor, Judge, Observation, Step, ToolCall
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
@@ -87,7 +87,9 @@ class Agent:
             if usage.input_tokens or usage.output_tokens or usage.cost_usd:
                 yield Usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
                             usage.cost_usd, self.tokens, self.cost_usd)
-            if turn.text:
+            if turn.plan:
+                yield Plan(turn.plan, turn.text)
+            elif turn.text:
                 yield Message(turn.text)
             if not turn.tool_calls:
                 malformed += 1
@@ -158,7 +160,7 @@ class Agent:
         if status == "solved" or (status == "failed" and kept):
             nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None), summary=summary)
             write_notebook(nb, self.notebook_path)
-            if self.reexecute and kept and not self.stopped:
+            if self.reexecute and status == "solved" and not self.stopped:
                 yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")
                 reexecuted_ok, error = reexecute_notebook(self.notebook_path)
                 if not reexecuted_ok and status == "solved":

@@ -65,6 +65,7 @@ class ModelTurn:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
+    plan: list[str] = field(default_factory=list)  # steps the backend announces (shown as a Plan event)
 
 
 @dataclass

@@ -95,7 +95,7 @@ class Toolbox:
     # ------------------------------------------------------------------ tools
     def tool_inspect_data(self, path: str | None = None) -> ToolResult:
         from jupyter_medagent.imaging.datacard import build_data_card
-        from jupyter_medagent.judge.quantitative import check_dataset
+        from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
 
         folder = path or self.task.data_dir
         if not folder:
@@ -103,9 +103,12 @@ class Toolbox:
         yield from ()
         card = build_data_card(folder)
         findings = [f.to_dict() for f in check_dataset(card)]
-        lines = [card.to_text(), "", f"Quality findings: {len(findings)}"]
+        convention = dataset_convention(card, findings)
+        lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
+                 "", f"Quality findings: {len(findings)}"]
         lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
-        return Observation("\n".join(lines), data={"card": card.to_dict(), "findings": findings})
+        return Observation("\n".join(lines), data={"card": card.to_dict(), "findings": findings,
+                                                   "label_convention": convention})
 
     def tool_add_cell(self, source: str, note: str, run: bool = True) -> ToolResult:
         cell = self.draft.add(source, note)

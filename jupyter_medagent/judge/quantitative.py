@@ -225,6 +225,20 @@ def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
     return findings
 
 
+def dataset_convention(card, findings=()) -> str | None:
+    """The cardiac label convention most of the data set follows ('acdc', 'mnms' or None if not cardiac)."""
+    from jupyter_medagent.imaging.io import load_volume
+
+    flagged = {_get(f, "case") for f in findings}
+    votes = Counter()
+    for case in card.readable:
+        if case.label_path and case.case_id not in flagged and case.label_integer:
+            votes[detect_convention(np.rint(load_volume(case.label_path).array).astype(np.int16))] += 1
+            if sum(votes.values()) >= 3:
+                break
+    return votes.most_common(1)[0][0] if votes else None
+
+
 def _dataset_conventions(detected: dict[str, str | None], convention: str | None) -> list[Finding]:
     if convention:  # already checked per pair
         return []

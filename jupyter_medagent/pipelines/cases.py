@@ -1,0 +1,86 @@
+"""Cases of a data set, loaded and repaired: the data-handling steps of a generated notebook.
+
+Fixes act in each file's own voxel space (where the judge measured them), before
+both image and label are reoriented together to one convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jupyter_medagent.imaging.datacard import DataCard
+from jupyter_medagent.imaging.io import load_volume, reorient
+from jupyter_medagent.imaging.volume import Volume
+
+# What each finding kind does to a case, in words for the notebook's fix table.
+FIX_ACTIONS = {
+    "orientation_flip": "label flipped back onto the anatomy",
+    "axis_permutation": "label axes swapped back",
+    "label_convention": "label values remapped to the data set's convention",
+    "spacing_mismatch": "label given the image's geometry (arrays match voxel for voxel)",
+    "intensity_scale": "kept: per-image z-score normalisation removes the scale",
+    "interpolated_labels": "label excluded: linear interpolation eroded its boundaries; image still segmented",
+    "empty_label": "label excluded: it is empty; image still segmented",
+    "stray_labels": "label excluded: unexpected label values",
+    "geometry_mismatch": "label excluded: it does not describe the image's voxels",
+    "unreadable": "case excluded: the file cannot be read",
+    "exclude": "label excluded: the quality checks still flag it after repair",
+}
+
+
+@dataclass
+class Case:
+    case_id: str
+    patient: str
+    image: Volume
+    label: Volume | None
+    excluded_label: str | None = None  # why the label is not used, if it is not
+
+
+def load_cases(card: DataCard) -> dict[str, Case]:
+    """Every readable case of the data card, as stored (not yet reoriented)."""
+    cases = {}
+    for c in card.readable:
+        label = load_volume(c.label_path) if c.label_path else None
+        cases[c.case_id] = Case(c.case_id, c.patient_id, load_volume(c.image_path), label)
+    return cases
+
+
+def fix_case(case: Case, kind: str, evidence: dict) -> str:
+    """Apply the fix for one finding in place; returns what was done, for the fix table."""
+    label = case.label
+    if kind == "orientation_flip":
+        label.array = np.flip(label.array, axis=int(evidence["flip_axis"])).copy()
+    elif kind == "axis_permutation":
+        label.array = np.transpose(label.array, evidence["permute"]).copy()
+    elif kind == "label_convention":
+        source = np.rint(label.array).astype(np.int16)
+        remapped = source.copy()
+        for old, new in evidence["mapping"].items():
+            remapped[source == int(old)] = int(new)
+        label.array = remapped
+    elif kind == "spacing_mismatch":
+        label.affine = case.image.affine.copy()
+    elif kind in ("interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "exclude"):
+        case.label, case.excluded_label = None, FIX_ACTIONS[kind]
+    elif kind != "intensity_scale":
+        raise ValueError(f"no fix known for finding kind {kind!r}")
+    return FIX_ACTIONS[kind]
+
+
+def reorient_cases(cases: dict[str, Case], axcodes=("R", "A", "S")) -> None:
+    """Bring every image and label to one orientation (voxel axes permuted/flipped, never interpolated)."""
+    for case in cases.values():
+        case.image = reorient(case.image, axcodes)
+        if case.label is not None:
+            case.label = reorient(case.label, axcodes)
+            case.label.array = np.rint(case.label.array).astype(np.int16)
+
+
+def patient_split(patients: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split patients (never frames or slices) into training and held-out test sets."""
+    order = np.random.default_rng(seed).permutation(sorted(patients))
+    n_test = max(1, round(len(order) * test_fraction))
+    return sorted(order[n_test:].tolist()), sorted(order[:n_test].tolist())

@@ -1,0 +1,23 @@
+"""Tables and metric bundles shown by generated cells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.display import Markdown, display
+
+from jupyter_medagent.agent.protocols import METRICS_MIME
+
+
+def table(rows: list, columns: list[str]) -> None:
+    """Show rows as a markdown table (readable in the notebook and in exported HTML)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    display(Markdown("\n".join(lines) if rows else "*(nothing to show)*"))
+
+
+def show_metrics(metrics: dict[str, Any]) -> None:
+    """Display metrics for the reader and, under METRICS_MIME, for the agent loop and the results table."""
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    text = "\n".join(f"{k}: {v:.4g}" for k, v in scalars.items())
+    display({"text/plain": text, METRICS_MIME: metrics}, raw=True)
