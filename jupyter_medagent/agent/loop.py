@@ -71,7 +71,7 @@ class Agent:
                 yield from self._finish("failed", spent)
                 return
             view = AgentView(self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                             self.history, [c.summary() for c in self.draft.cells], len(self.history), self.budget.max_steps)
+                             list(self.history), [c.summary() for c in self.draft.cells], len(self.history), self.budget.max_steps)
             try:
                 turn = self.backend.next_turn(view)
             except BudgetExceeded as exc:

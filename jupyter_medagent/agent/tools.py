@@ -31,10 +31,11 @@ MAX_TEXT = 2000  # characters of a cell's printed output passed back to the back
 
 LIST_VARIABLES = """
 import json as _json
-def _medagent_variables(namespace):
+def _medagent_variables(shell):
     rows = []
-    for name, value in namespace.items():
-        if name.startswith("_") or name in ("In", "Out", "exit", "quit", "get_ipython") or type(value).__name__ == "module":
+    for name, value in shell.user_ns.items():
+        # user_ns_hidden holds what IPython itself put there (In, Out, exit, open, ...).
+        if name.startswith("_") or name in shell.user_ns_hidden or type(value).__name__ == "module":
             continue
         row = {"name": name, "type": type(value).__name__}
         if hasattr(value, "shape") and hasattr(value, "dtype"):
@@ -46,7 +47,7 @@ def _medagent_variables(namespace):
                 pass
         rows.append(row)
     return rows
-print(_json.dumps(_medagent_variables(dict(globals()))))
+print(_json.dumps(_medagent_variables(get_ipython())))
 del _medagent_variables
 """
 

@@ -1,0 +1,140 @@
+"""``%%medagent``: run the agent inside the user's own kernel.
+
+Cells run in-process, so every variable they make stays in the user's namespace.
+Progress shows as a live ipywidgets timeline; every event is also published on
+the comm target ``jupyter_medagent.events`` so the JupyterLab extension can insert
+the cells into the open notebook. Without it, the refined notebook is written
+next to the current one and linked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import shlex
+from pathlib import Path
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.display import HTML, display
+
+from jupyter_medagent.agent.narrate import describe
+
+COMM_TARGET = "jupyter_medagent.events"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="%%medagent", add_help=False)
+    parser.add_argument("--data")
+    parser.add_argument("--backend", default="offline")
+    parser.add_argument("--max-steps", type=int, default=80)
+    parser.add_argument("--approve", action="store_true")
+    parser.add_argument("--out", help="refined notebook path (default: medagent-<n>.ipynb next to this notebook)")
+    return parser
+
+
+def ask_approval(cell_id: str, source: str) -> tuple[str, str]:
+    """Approve-each-cell through input(): widget clicks cannot reach a kernel that is busy running the magic."""
+    print(f"--- cell {cell_id} ---\n{source}\n---")
+    while True:
+        answer = input("Run this cell? [r]un / [s]kip / [e]dit / s[t]op: ").strip().lower()
+        if answer in ("", "r", "run"):
+            return "run", source
+        if answer in ("s", "skip"):
+            return "skip", source
+        if answer in ("t", "stop"):
+            return "stop", source
+        if answer in ("e", "edit"):
+            print("Type the new code; finish with a line containing only END.")
+            lines = []
+            while (line := input()) != "END":
+                lines.append(line)
+            return "edit", "\n".join(lines)
+
+
+class Timeline:
+    """The live view: one line per event, plus a status bar with tokens and money."""
+
+    def __init__(self):
+        import ipywidgets as widgets
+
+        self.status = widgets.HTML("<b>MedAgent</b>: starting…")
+        self.log = widgets.Output(layout={"max_height": "320px", "overflow": "auto", "border": "1px solid #ddd"})
+        self.box = widgets.VBox([self.status, self.log])
+        self.tokens, self.cost = 0, 0.0
+
+    def show(self) -> None:
+        display(self.box)
+
+    def add(self, event) -> None:
+        if event.kind == "usage":
+            self.tokens, self.cost = event.total_tokens, event.total_cost_usd
+        line = describe(event)
+        if line:
+            with self.log:
+                print(line)
+        self.status.value = (f"<b>MedAgent</b>: {html.escape(event.kind.replace('_', ' '))} · "
+                             f"{self.tokens} tokens · ${self.cost:.4f}")
+
+
+@magics_class
+class MedagentMagics(Magics):
+    @cell_magic
+    def medagent(self, line: str, cell: str):
+        from jupyter_medagent.agent.budget import Budget
+        from jupyter_medagent.agent.loop import Agent
+        from jupyter_medagent.agent.task import Task
+        from jupyter_medagent.backends import make_backend
+        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.kernel import InProcessExecutor
+
+        try:
+            args = _parser().parse_args(shlex.split(line))
+        except SystemExit:
+            display(HTML("<b>%%medagent</b> options: --data DIR, --backend NAME, --max-steps N, --approve, --out PATH"))
+            return
+        if not cell.strip():
+            display(HTML("<b>%%medagent</b>: write your request in the cell body, below the magic line."))
+            return
+        try:
+            backend = make_backend(args.backend)
+        except MedagentError as exc:
+            display(HTML(f"<b>%%medagent</b>: {html.escape(str(exc))}"))
+            return
+        out = Path(args.out) if args.out else Path.cwd() / "medagent.ipynb"
+        data = str(Path(args.data).resolve()) if args.data else None
+        agent = Agent(Task(cell, data, str(out.parent)), backend, InProcessExecutor(self.shell),
+                      budget=Budget(max_steps=args.max_steps), approver=ask_approval if args.approve else None,
+                      notebook_path=out, reexecute=True)
+        timeline = Timeline()
+        timeline.show()
+        comm = _open_comm()
+        finished = None
+        try:
+            for event in agent.run():
+                timeline.add(event)
+                if comm is not None:
+                    comm.send(event.to_json())
+                finished = event if event.kind == "finished" else finished
+        except KeyboardInterrupt:
+            agent.stop()
+            display(HTML("<b>MedAgent</b>: interrupted; the partial notebook is kept."))
+        if finished and finished.notebook:
+            link = html.escape(str(Path(finished.notebook).relative_to(Path.cwd())
+                                   if Path(finished.notebook).is_relative_to(Path.cwd()) else finished.notebook))
+            display(HTML(f"<b>MedAgent</b>: {html.escape(finished.status)} — {html.escape(finished.reason)}. "
+                         f"Refined notebook: <a href='{link}' target='_blank'>{link}</a>"))
+        return None
+
+
+def _open_comm():
+    """A comm to the JupyterLab extension, when the front end is JupyterLab; None elsewhere."""
+    try:
+        from comm import create_comm
+
+        return create_comm(target_name=COMM_TARGET)
+    except Exception:  # a terminal IPython has no front end to talk to
+        return None
+
+
+def load_ipython_extension(ipython) -> None:
+    ipython.register_magics(MedagentMagics)

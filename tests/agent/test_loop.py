@@ -1,0 +1,211 @@
+import json
+import threading
+import time
+
+import nbformat
+import pytest
+
+from jupyter_medagent.agent.budget import Budget
+from jupyter_medagent.agent.loop import Agent
+from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME, ModelTurn, ToolCall
+from jupyter_medagent.agent.task import Task
+
+from .conftest import ScriptedBackend, call, priced
+
+METRICS_CELL = ("from IPython.display import display\n"
+                f"display({{'text/plain': 'm', '{METRICS_MIME}': {{'dice_mean': DICE}}}}, raw=True)")
+FINDING = {"case": "p1", "kind": "orientation_flip", "severity": "error", "message": "label flipped", "evidence": {}}
+
+
+def run(agent):
+    events = list(agent.run())
+    assert events[-1].kind == "finished"
+    return events, events[-1]
+
+
+def kinds(events):
+    return [e.kind for e in events]
+
+
+def make(tmp_path, executor, turns, acceptance=None, **kwargs):
+    backend = ScriptedBackend(turns)
+    task = Task("compute something", None, str(tmp_path), acceptance or {})
+    return Agent(task, backend, executor, notebook_path=tmp_path / "out.ipynb", **kwargs), backend
+
+
+def code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_error_is_repaired_in_place_and_notebook_reruns(tmp_path, executor):
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source="value = 1 / 0", note="Divide."),
+        lambda view: call("edit_cell", cell_id=view.cells[-1]["id"], source="value = 1 / 4", note="Divide safely."),
+        call("add_cell", source=METRICS_CELL.replace("DICE", "0.93"), note="Report."),
+        call("finish", status="solved", summary="done"),
+    ], acceptance={"dice_mean": [">=", 0.9]})
+    events, finished = run(agent)
+    assert finished.status == "solved" and finished.reexecuted_ok is True
+    executed = [e for e in events if e.kind == "cell_executed"]
+    assert executed[0].error["ename"] == "ZeroDivisionError" and executed[1].error is None
+    assert "\x1b[" not in "".join(executed[0].error["traceback"])
+    # The backend saw the error before choosing its repair.
+    assert backend.views[1].history[-1].observation.is_error
+    cells = code_cells(tmp_path / "out.ipynb")
+    assert [c.source for c in cells] == ["value = 1 / 4", METRICS_CELL.replace("DICE", "0.93")]
+    meta = nbformat.read(tmp_path / "out.ipynb", as_version=4).metadata["medagent"]
+    assert meta["status"] == "solved" and meta["errors_repaired"] == 1 and meta["reexecuted_ok"] is True
+    assert finished.metrics == {"dice_mean": 0.93}
+
+
+def test_quality_bar_not_met_downgrades_a_solved_claim(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [
+        call("add_cell", source=METRICS_CELL.replace("DICE", "0.71"), note="Report."),
+        call("finish", status="solved", summary="looks fine"),
+    ], acceptance={"dice_mean": [">=", 0.9], "ef_abs_error": ["<=", 3.0]})
+    _, finished = run(agent)
+    assert finished.status == "failed"
+    assert "dice_mean = 0.71, needed >= 0.9" in finished.reason and "ef_abs_error was not measured" in finished.reason
+
+
+def test_judge_flag_then_fix(tmp_path, executor):
+    flagged = (f"from IPython.display import display\ndisplay({{'text/plain': 'f', '{FINDINGS_MIME}': "
+               f"{{'findings': [{FINDING!r}]}}}}, raw=True)")
+    clean = f"from IPython.display import display\ndisplay({{'text/plain': 'f', '{FINDINGS_MIME}': {{'findings': []}}}}, raw=True)"
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source=flagged, note="Check."),
+        call("judge"),
+        lambda view: call("edit_cell", cell_id="c1", source=clean, note="Check after the fix."),
+        call("judge"),
+        call("finish", status="solved", summary="fixed"),
+    ])
+    events, finished = run(agent)
+    verdicts = [e for e in events if e.kind == "verdict"]
+    assert [v.verdict for v in verdicts] == ["flag", "ok"]
+    assert verdicts[0].findings == [FINDING]
+    assert "orientation_flip" in backend.views[2].history[-1].observation.text
+    assert finished.status == "solved"
+
+
+def test_render_events_carry_png(tmp_path, executor):
+    agent, backend = make(tmp_path, executor, [
+        call("render", image="__import__('numpy').random.rand(32, 32, 32)", title="noise"),
+        call("finish", status="failed", summary="only looking"),
+    ], reexecute=False)
+    events, _ = run(agent)
+    renders = [e for e in events if e.kind == "render"]
+    assert len(renders) == 1 and renders[0].png.startswith(b"\x89PNG")
+    assert backend.views[1].history[-1].observation.images == [renders[0].png]
+
+
+@pytest.mark.parametrize("budget, turns, expected", [
+    (Budget(max_steps=2), [call("add_cell", source="1", note="n")] * 5, "step budget spent"),
+    (Budget(max_tokens=2500), [priced(call("add_cell", source="1", note="n"))] * 5, "token budget spent"),
+    (Budget(max_cost_usd=0.025), [priced(call("add_cell", source="1", note="n"))] * 5, "money budget spent"),
+    (Budget(max_seconds=1.0), [call("add_cell", source="import time; time.sleep(1.2)", note="n")] * 5, "time budget spent"),
+])
+def test_budgets_stop_the_run_cleanly(tmp_path, executor, budget, turns, expected):
+    agent, _ = make(tmp_path, executor, turns, budget=budget)
+    events, finished = run(agent)
+    assert finished.status == "failed" and expected in finished.reason
+    if "token" in expected or "money" in expected:
+        usage = [e for e in events if e.kind == "usage"]
+        assert usage[-1].total_cost_usd == pytest.approx(0.01 * len(usage))
+
+
+def test_stop_interrupts_a_long_cell_and_keeps_a_partial_notebook(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [
+        call("add_cell", source="x = 41", note="Before."),
+        call("add_cell", source="import time\ntime.sleep(60)", note="Long training."),
+        call("finish", status="solved", summary="never reached"),
+    ])
+    threading.Timer(2.0, agent.stop).start()
+    started = time.monotonic()
+    events, finished = run(agent)
+    assert time.monotonic() - started < 15
+    assert finished.status == "stopped"
+    interrupted = [e for e in events if e.kind == "cell_executed"][-1]
+    assert interrupted.error["ename"] == "KeyboardInterrupt"
+    partial = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert partial.metadata["medagent"]["status"] == "stopped"
+    assert "x = 41" in [c.source for c in partial.cells if c.cell_type == "code"]
+
+
+def test_malformed_replies_are_explained_then_end_the_run(tmp_path, executor):
+    agent, backend = make(tmp_path, executor, [
+        call("delete_everything"),
+        ToolCall("add_cell", {"__parse_error__": "{source: oops"}),
+        call("add_cell", note="no source"),
+    ])
+    _, finished = run(agent)
+    assert finished.status == "failed" and "malformed 3 times" in finished.reason
+    told = [s.observation.text for s in backend.views[-1].history]
+    assert "unknown tool 'delete_everything'" in told[0]
+    assert "not valid JSON" in told[1]
+    told_last = agent.history[-1].observation.text
+    assert "missing required argument(s): source" in told_last
+
+
+def test_chatter_without_tool_calls_ends_the_run(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [ModelTurn(text="Let me think...")] * 4)
+    _, finished = run(agent)
+    assert finished.status == "failed" and "no tool call" in finished.reason
+
+
+def test_backend_exception_ends_cleanly(tmp_path, executor):
+    def explode(view):
+        raise ConnectionError("server went away")
+
+    agent, _ = make(tmp_path, executor, [explode])
+    _, finished = run(agent)
+    assert finished.status == "failed" and "ConnectionError: server went away" in finished.reason
+
+
+def test_approval_skip_edit_and_stop(tmp_path, executor):
+    decisions = iter([("skip", ""), ("edit", "y = 2"), ("stop", "")])
+    agent, _ = make(tmp_path, executor, [
+        call("add_cell", source="import os", note="Skipped."),
+        call("add_cell", source="y = 1", note="Edited."),
+        call("add_cell", source="z = 3", note="Stopped here."),
+    ], approver=lambda cell_id, source: next(decisions))
+    events, finished = run(agent)
+    assert finished.status == "stopped"
+    assert kinds(events).count("approval_request") == 3
+    partial = code_cells(tmp_path / "out.ipynb")
+    assert [c.source for c in partial][:2] == ["import os", "y = 2"]
+    assert executor.execute("print(y)").outputs[0]["text"] == "2\n"
+
+
+def test_safety_refusal_is_explained_and_nothing_runs(tmp_path, executor):
+    refuse = lambda code: ["shell commands are not allowed"] if "os.system" in code else []  # noqa: E731
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source="import os\nos.system('touch hacked')", note="Bad."),
+        call("finish", status="failed", summary="refused"),
+    ], safety=refuse)
+    run(agent)
+    assert "shell commands are not allowed" in backend.views[1].history[-1].observation.text
+    assert not (tmp_path / "hacked").exists()
+
+
+def test_a_users_notebook_is_never_overwritten(tmp_path, executor):
+    mine = tmp_path / "out.ipynb"
+    mine.write_text(json.dumps(nbformat.v4.new_notebook()))
+    before = mine.read_text()
+    agent, _ = make(tmp_path, executor, [call("add_cell", source="1", note="n"), call("finish", status="failed", summary="x")])
+    events, finished = run(agent)
+    assert mine.read_text() == before
+    assert finished.notebook.endswith("out-1.ipynb")
+    assert any("already exists" in getattr(e, "text", "") for e in events)
+
+
+def test_list_variables_and_unknown_cell(tmp_path, executor):
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source="import numpy as np\narr = np.zeros((2, 3))", note="Make."),
+        call("list_variables"),
+        call("run_cell", cell_id="c99"),
+        call("finish", status="failed", summary="x"),
+    ], reexecute=False)
+    run(agent)
+    steps = backend.views[-1].history
+    assert steps[1].observation.data["variables"] == [{"name": "arr", "type": "ndarray", "shape": [2, 3], "dtype": "float64"}]
+    assert "no cell with id 'c99'" in steps[2].observation.text
