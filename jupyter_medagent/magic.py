@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str) -> None:
+    """A one-line message for the user: rich in a notebook, plain in a terminal."""
+    display({"text/html": f"<b>MedAgent</b>: {html.escape(text)}", "text/plain": f"MedAgent: {text}"}, raw=True)
+
+
 def ask_approval(cell_id: str, source: str) -> tuple[str, str]:
     """Approve-each-cell through input(): widget clicks cannot reach a kernel that is busy running the magic."""
     print(f"--- cell {cell_id} ---\n{source}\n---")
@@ -90,15 +95,15 @@ class MedagentMagics(Magics):
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
-            display(HTML("<b>%%medagent</b> options: --data DIR, --backend NAME, --max-steps N, --approve, --out PATH"))
+            _say("options are --data DIR, --backend NAME, --max-steps N, --approve, --out PATH")
             return
         if not cell.strip():
-            display(HTML("<b>%%medagent</b>: write your request in the cell body, below the magic line."))
+            _say("write your request in the cell body, below the %%medagent line.")
             return
         try:
             backend = make_backend(args.backend)
         except MedagentError as exc:
-            display(HTML(f"<b>%%medagent</b>: {html.escape(str(exc))}"))
+            _say(str(exc))
             return
         out = Path(args.out) if args.out else Path.cwd() / "medagent.ipynb"
         data = str(Path(args.data).resolve()) if args.data else None
@@ -117,7 +122,7 @@ class MedagentMagics(Magics):
                 finished = event if event.kind == "finished" else finished
         except KeyboardInterrupt:
             agent.stop()
-            display(HTML("<b>MedAgent</b>: interrupted; the partial notebook is kept."))
+            _say("interrupted; the partial notebook is kept.")
         if finished and finished.notebook:
             link = html.escape(str(Path(finished.notebook).relative_to(Path.cwd())
                                    if Path(finished.notebook).is_relative_to(Path.cwd()) else finished.notebook))

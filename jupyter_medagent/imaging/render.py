@@ -27,12 +27,15 @@ THICK_SLICE_ANISOTROPY = 3.0
 MAX_SHORT_AXIS_PANELS = 8
 
 
-@dataclass
+@dataclass(repr=False)
 class Montage:
     png: bytes
     width: int
     height: int
     title: str = ""
+
+    def __repr__(self) -> str:  # the PNG is the content; its bytes are no use as text
+        return f"<Montage {self.title!r} {self.width}x{self.height} px>"
 
     def _repr_png_(self) -> bytes:
         return self.png

@@ -129,15 +129,21 @@ class Planner:
             self._apply(rule)
             self.repairs.append({"rule": rule["name"], "cell": template, "error": f"{error['ename']}: {error['evalue'][:200]}",
                                  "fix": rule["explain"]})
+            # The changed setting may live in an earlier cell (e.g. the batch size in the data loader).
+            for earlier in rule.get("rerun_first", []):
+                if earlier in self.cell_ids and earlier != template:
+                    yield from self._rerun(earlier)
             obs = yield (f"Repair rule '{rule['name']}' fired: {rule['explain']}.",
                          ToolCall("edit_cell", {"cell_id": self.cell_ids[template], "source": self._source(template),
                                                 "note": note}), [])
         raise PlanFailed(f"the step '{note}' still fails after three repairs: {obs.text[-300:]}")
 
-    def _rerun(self, template: str, note: str) -> Generator[Turn, Observation, Observation]:
+    def _rerun(self, template: str, note: str | None = None) -> Generator[Turn, Observation, Observation]:
         """Re-run a cell whose template parameters changed (the notebook keeps one copy of it)."""
-        obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[template], "source": self._source(template),
-                                               "note": note}), []
+        arguments = {"cell_id": self.cell_ids[template], "source": self._source(template)}
+        if note:
+            arguments["note"] = note
+        obs = yield "", ToolCall("edit_cell", arguments), []
         if obs.is_error:
             raise PlanFailed(f"the step '{note}' failed after a change: {obs.text[-300:]}")
         return obs
