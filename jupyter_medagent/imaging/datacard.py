@@ -41,6 +41,7 @@ class CaseCard:
     label_integer: bool = True
     label_shape: tuple[int, ...] = ()
     label_spacing: tuple[float, ...] = ()
+    group: str | None = None  # the sub-folder holding the image, e.g. a class name
     error: str | None = None  # why the case could not be read
 
 
@@ -76,6 +77,14 @@ class DataCard:
         return sorted(values)
 
     @property
+    def classes(self) -> list[str]:
+        """Class names when unlabelled images sit in two or more sub-folders (``DIR/<class>/scan.nii.gz``)."""
+        if any(c.label_path for c in self.cases):
+            return []
+        groups = sorted({c.group for c in self.cases if c.group})
+        return groups if len(groups) >= 2 and all(c.group for c in self.cases) else []
+
+    @property
     def patients(self) -> list[str]:
         return sorted({c.patient_id for c in self.cases})
 
@@ -89,6 +98,7 @@ class DataCard:
             "anisotropy": round(self.anisotropy, 2),
             "modality": self.modality,
             "label_values": self.label_values,
+            "classes": self.classes,
             "unpaired_labels": self.unpaired_labels,
             "cases": [asdict(c) for c in self.cases],
         }
@@ -102,6 +112,9 @@ class DataCard:
             f"Median spacing {spacing} mm (anisotropy {self.anisotropy:.1f}); modality {self.modality or 'not stated'}; "
             f"label values {self.label_values}.",
         ]
+        if self.classes:
+            counts = {g: sum(c.group == g for c in self.cases) for g in self.classes}
+            lines.append("Classes from sub-folders: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
         if self.unpaired_labels:
             lines.append(f"Label maps without an image: {', '.join(self.unpaired_labels)}")
         for c in self.cases:
@@ -222,8 +235,10 @@ def find_cases(folder) -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
 
 
 # --------------------------------------------------------------------------- the card
-def describe_case(case_id: str, image_path: Path, label_path: Path | None) -> CaseCard:
+def describe_case(case_id: str, image_path: Path, label_path: Path | None, root: Path | None = None) -> CaseCard:
     card = CaseCard(case_id, patient_of(case_id), str(image_path), str(label_path) if label_path else None)
+    if root is not None and image_path.parent != root and image_path.parent.parent == root:
+        card.group = image_path.parent.name
     try:
         image = load_volume(image_path)
         label = load_volume(label_path) if label_path else None
@@ -272,5 +287,5 @@ def build_data_card(folder) -> DataCard:
         if unpaired:
             raise DataError(root, f"only label maps, no images: {', '.join(unpaired[:5])}")
         raise DataError(root, "no images found (expected NIfTI files, DICOM series, or imagesTr/ + labelsTr/)")
-    cases = [describe_case(case_id, image, label) for case_id, image, label in pairs]
+    cases = [describe_case(case_id, image, label, root) for case_id, image, label in pairs]
     return DataCard(str(root), cases, unpaired)

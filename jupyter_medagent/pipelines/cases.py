@@ -37,6 +37,7 @@ class Case:
     image: Volume
     label: Volume | None
     excluded_label: str | None = None  # why the label is not used, if it is not
+    group: str | None = None  # class name for classification data (the image's sub-folder)
 
 
 def load_cases(card: DataCard) -> dict[str, Case]:
@@ -44,7 +45,7 @@ def load_cases(card: DataCard) -> dict[str, Case]:
     cases = {}
     for c in card.readable:
         label = load_volume(c.label_path) if c.label_path else None
-        cases[c.case_id] = Case(c.case_id, c.patient_id, load_volume(c.image_path), label)
+        cases[c.case_id] = Case(c.case_id, c.patient_id, load_volume(c.image_path), label, group=c.group)
     return cases
 
 

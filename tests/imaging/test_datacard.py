@@ -61,3 +61,13 @@ def test_empty_folder_and_labels_only(tmp_path):
     (tmp_path / "imagesTr").mkdir()
     with pytest.raises(DataError, match="only label maps"):
         build_data_card(tmp_path)
+
+
+def test_class_sub_folders_become_classes(tmp_path):
+    for name in ("normal", "lesion"):
+        for i in range(2):
+            _write(tmp_path / name / f"{name}{i}.nii.gz", np.zeros((4, 4, 4), np.float32))
+    card = build_data_card(tmp_path)
+    assert card.classes == ["lesion", "normal"]
+    assert {c.group for c in card.cases} == {"lesion", "normal"}
+    assert "Classes from sub-folders: lesion (2), normal (2)" in card.to_text()

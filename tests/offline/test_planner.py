@@ -52,7 +52,7 @@ def test_measurement_only_when_asked_to_use_the_given_labels():
 @pytest.mark.parametrize("request_text, card, message", [
     ("what is in here?", {**CARDIAC_CARD, "label_values": [0, 1]}, "could not tell what to segment"),
     (ORDINARY, {**CARDIAC_CARD, "n_labelled": 0, "label_values": []}, "no label maps"),
-    ("classify these scans as normal or abnormal", CARDIAC_CARD, "classification requests"),
+    ("classify these scans as normal or abnormal", CARDIAC_CARD, "needs the class of each scan"),
 ])
 def test_missing_information_fails_with_a_clear_message(request_text, card, message):
     with pytest.raises(PlanFailed, match=message):
@@ -143,3 +143,23 @@ def test_demo_end_to_end_meets_the_bar(tmp_path):
     assert "label flipped back onto the anatomy" in json.dumps(notebook)  # the fix table, in plain words
     assert "patient-level" in text or "Split by patient" in text
     assert notebook["metadata"]["medagent"]["status"] == "solved"
+
+
+def test_class_folders_give_the_classification_recipe():
+    card = {"n_cases": 80, "n_labelled": 0, "label_values": [], "anisotropy": 1.0, "classes": ["lesion", "normal"]}
+    recipe = choose_recipe(parse_request("Classify these scans: which show a lesion?"), card, None)
+    assert recipe.kind == "classification" and recipe.structures == {0: "lesion", 1: "normal"}
+
+
+@pytest.mark.slow
+def test_classification_end_to_end(tmp_path):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[2] / "benchmarks"))
+    from tasks import write_lesions
+
+    data = write_lesions(tmp_path / "lesions", cases_per_class=24)
+    result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", "Classify these scans: which show a lesion?",
+                             "--data", str(data), "--out", str(tmp_path / "nb.ipynb"), "--json",
+                             "--accept", "balanced_accuracy>=0.85"], capture_output=True, text=True, timeout=600)
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0, summary["reason"]
+    assert summary["reexecuted_ok"] is True and summary["metrics"]["balanced_accuracy"] >= 0.85

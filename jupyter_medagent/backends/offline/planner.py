@@ -43,13 +43,15 @@ class Settings:
     seed: int = 0
     threads: int = 2
     dice_bar: float = 0.90
+    accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
+    epochs: int = 30  # classification training epochs
     channels: tuple[int, ...] = (8, 16, 32, 64)
     plane_multiple: int = 16
 
 
 @dataclass
 class Recipe:
-    kind: str  # "segmentation_2d" or "measurement"
+    kind: str  # "segmentation_2d", "measurement" or "classification"
     structures: dict[int, str]
     convention: str | None
     measures: list[str]
@@ -68,8 +70,12 @@ def choose_recipe(intent: Intent, card: dict, convention: str | None) -> Recipe:
     labelled = card["n_labelled"]
     values = [v for v in card["label_values"] if v != 0]
     if "classification" in intent.task_types and not intent.wants_segmentation:
-        raise PlanFailed("classification requests are not something the offline planner can do yet; "
-                         "ask for a segmentation or a measurement, or use a model backend")
+        classes = card.get("classes") or []
+        if not classes:
+            raise PlanFailed("a classification needs the class of each scan: put each class's scans in its own "
+                             "sub-folder (e.g. DIR/normal/, DIR/lesion/)")
+        return Recipe("classification", dict(enumerate(classes)), None, [],
+                      [f"classes from the sub-folders: {', '.join(classes)}; a small 3D CNN with global max pooling on whole volumes"])
     if not values or not labelled:
         raise PlanFailed("the data has no label maps, so there is nothing to learn a segmentation from or to measure; "
                          "add label maps (e.g. labelsTr/) for at least some cases")
@@ -191,6 +197,8 @@ class Planner:
         yield from self._data_quality(findings, recipe)
         if recipe.kind == "measurement":
             yield from self._measure(recipe)
+        elif recipe.kind == "classification":
+            yield from self._classify(recipe, card)
         else:
             yield from self._segment(recipe)
 
@@ -199,6 +207,9 @@ class Planner:
                  "Repair or exclude what the checks flag, then check again and look at a repaired case"]
         if recipe.kind == "measurement":
             steps += ["Measure volumes per structure from the labels"]
+        elif recipe.kind == "classification":
+            steps += ["Split by patient", f"Train a 3D CNN classifier ({self.settings.epochs} epochs)",
+                      "Evaluate accuracy per class on held-out patients"]
         else:
             steps += ["Split by patient into training and held-out sets",
                       f"Train a 2D UNet on in-plane slices ({self.settings.steps} steps)",
@@ -248,6 +259,26 @@ class Planner:
                                   "frame with the larger LV cavity, end-systole the smaller.")
         yield "", ToolCall("finish", {"status": "solved", "summary": "Measured the structures from the repaired labels; "
                                       f"{len(self.fixes)} data problem(s) were found and handled (see the fix table)."}), []
+
+    def _classify(self, recipe: Recipe, card: dict) -> Generator[Turn, Observation, None]:
+        s = self.settings
+        shapes = [c["shape"][:3] for c in card["cases"] if c.get("shape")]
+        self.params.update(classes=repr(list(recipe.structures.values())), epochs=s.epochs,
+                           shape=tuple(int(min(64, max(s[i] for s in shapes))) for i in range(3)))
+        yield from self._cell("classify_split", "Split by patient, so no patient is in both the training and the "
+                                                "held-out set; the class of each scan is its sub-folder.")
+        yield "", ToolCall("render", {"image": "test_cases[0].image", "title": "a held-out scan, as the network sees it"}), []
+        yield from self._cell("classify_train", f"Train a small 3D CNN (MONAI convolution blocks, global max pooling) on "
+                                                f"whole volumes for {s.epochs} epochs; each volume z-scored on its own.")
+        obs = yield from self._cell("classify_evaluate", "Classify the held-out patients: accuracy and recall per class.")
+        metrics = obs.data.get("metrics", {})
+        balanced = metrics.get("balanced_accuracy", 0.0)
+        summary = (f"Trained a 3D CNN classifier; on held-out patients the balanced accuracy is {balanced:.3f} "
+                   f"(accuracy {metrics.get('accuracy', 0.0):.3f}).")
+        status = "solved" if balanced >= s.accuracy_bar else "failed"
+        if status == "failed":
+            summary += f" This is below the quality bar of {s.accuracy_bar}."
+        yield "", ToolCall("finish", {"status": status, "summary": summary}), []
 
     def _segment(self, recipe: Recipe) -> Generator[Turn, Observation, None]:
         s = self.settings
