@@ -20,46 +20,40 @@ def _one_hot(label: np.ndarray, value: int):
     return torch.from_numpy(np.asarray(label == value, dtype=np.float32))[None, None]
 
 
-def _labels(reference: np.ndarray, prediction: np.ndarray, labels) -> list[int]:
-    if labels is not None:
-        return [int(v) for v in labels]
-    return sorted(int(v) for v in np.union1d(np.unique(reference), np.unique(prediction)) if v != 0)
+def _per_label(prediction, reference, labels, *, both_empty: float, one_empty: float, compute) -> dict[int, float]:
+    """Apply ``compute(pred_onehot, ref_onehot)`` per label value, with the stated rule for empty structures."""
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    if labels is None:
+        labels = [v for v in np.union1d(np.unique(reference), np.unique(prediction)) if v != 0]
+    result = {}
+    for value in (int(v) for v in labels):
+        p, r = _one_hot(prediction, value), _one_hot(reference, value)
+        if not r.any() and not p.any():
+            result[value] = both_empty
+        elif not r.any() or not p.any():
+            result[value] = one_empty
+        else:
+            result[value] = float(compute(p, r)[0, 0])
+    return result
 
 
 def dice_per_label(prediction, reference, labels=None) -> dict[int, float]:
     """Dice for each label value (background excluded unless listed)."""
     from monai.metrics import compute_dice
 
-    prediction, reference = np.asarray(prediction), np.asarray(reference)
-    result = {}
-    for value in _labels(reference, prediction, labels):
-        p, r = _one_hot(prediction, value), _one_hot(reference, value)
-        if not r.any() and not p.any():
-            result[value] = 1.0
-        else:
-            result[value] = float(compute_dice(p, r, include_background=True, ignore_empty=False)[0, 0])
-    return result
+    return _per_label(prediction, reference, labels, both_empty=1.0, one_empty=0.0,
+                      compute=lambda p, r: compute_dice(p, r, include_background=True, ignore_empty=False))
 
 
 def hd95_per_label(prediction, reference, spacing=None, labels=None) -> dict[int, float]:
     """95th-percentile Hausdorff distance per label, in mm when ``spacing`` is given (else voxels)."""
     from monai.metrics import compute_hausdorff_distance
 
-    prediction, reference = np.asarray(prediction), np.asarray(reference)
-    result = {}
-    for value in _labels(reference, prediction, labels):
-        p, r = _one_hot(prediction, value), _one_hot(reference, value)
-        if not r.any() and not p.any():
-            result[value] = 0.0
-        elif not r.any() or not p.any():
-            result[value] = math.nan
-        else:
-            distance = compute_hausdorff_distance(
-                p, r, include_background=True, percentile=95,
-                spacing=list(spacing)[: prediction.ndim] if spacing is not None else None,
-            )
-            result[value] = float(distance[0, 0])
-    return result
+    ndim = np.asarray(prediction).ndim
+    return _per_label(prediction, reference, labels, both_empty=0.0, one_empty=math.nan,
+                      compute=lambda p, r: compute_hausdorff_distance(
+                          p, r, include_background=True, percentile=95,
+                          spacing=list(spacing)[:ndim] if spacing is not None else None))
 
 
 def volumes_ml(label, spacing, labels=None) -> dict[int, float]:
