@@ -82,12 +82,11 @@ def held_out(summary: dict) -> set[str]:
     """The held-out cases of a run, read from the printed split in its notebook."""
     notebook = json.loads(Path(summary["notebook"]).read_text())
     for cell in notebook["cells"]:
-        if cell["cell_type"] == "code" and "patient_split" in "".join(cell["source"]):
+        if cell["cell_type"] == "code":
             text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
             if "held-out patients" in text:
                 return set(text.split(": ")[-1].strip().split(", "))
-            return set()
-    return set()
+    raise ValueError(f"no patient split found in {summary['notebook']}")
 
 
 def lesion_baseline(data: Path, test_cases: set[str]) -> float:
@@ -108,7 +107,7 @@ def _classified(summary: dict) -> list[dict]:
     rows = []
     for cell in notebook["cells"]:
         for output in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
-            text = output.get("data", {}).get("text/markdown", "")
+            text = "".join(output.get("data", {}).get("text/markdown", ""))  # nbformat may store a list of lines
             if "held-out case" in text:
                 rows += [{"case": line.split("|")[1].strip()} for line in text.splitlines()[2:] if line.startswith("|")]
     return rows

@@ -17,6 +17,7 @@ import nbformat
 from jupyter_client import BlockingKernelClient, KernelManager
 
 from jupyter_medagent.agent.protocols import ExecutionResult
+from jupyter_medagent.errors import MedagentError
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 POLL_S = 0.5
@@ -39,7 +40,12 @@ class KernelClientExecutor:
         # Our own session id: the server's front end and this client talk to one kernel side by side.
         self.client.session.session = session_id or f"medagent-{uuid.uuid4().hex[:12]}"
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=startup_timeout)
+        try:
+            self.client.wait_for_ready(timeout=startup_timeout)
+        except RuntimeError:
+            self.close()
+            raise MedagentError(f"the {kernel_name} kernel did not answer within {startup_timeout:.0f} s "
+                                f"({'connection file ' + connection_file if connection_file else 'new kernel'})") from None
         self._lock = threading.Lock()
 
     def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:

@@ -61,3 +61,15 @@ def test_timeout_interrupts(kernel):
     result = kernel.execute("import time\ntime.sleep(30)", timeout=1.0)
     assert result.error["ename"] == "TimeoutError" and result.duration_s < 10
     assert kernel.execute("1 + 1").outputs[-1]["data"]["text/plain"] == "2"  # the kernel survived
+
+
+def test_unreachable_kernel_is_a_clear_error(tmp_path):
+    import json
+
+    from jupyter_medagent.errors import MedagentError
+
+    connection = tmp_path / "kernel-gone.json"
+    connection.write_text(json.dumps({"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
+                                      "ip": "127.0.0.1", "key": "x", "transport": "tcp", "signature_scheme": "hmac-sha256"}))
+    with pytest.raises(MedagentError, match="did not answer within 2 s"):
+        KernelClientExecutor(connection_file=str(connection), startup_timeout=2)
