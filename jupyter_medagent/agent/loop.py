@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
+from jupyter_medagent.agent.context import compact_history
 from jupyter_medagent.agent.events import Event, Finished, Message, Plan, Usage
 from jupyter_medagent.agent.protocols import AgentView, Backend, Executor, Judge, Observation, Step, ToolCall
 from jupyter_medagent.agent.task import Task
@@ -71,7 +72,7 @@ class Agent:
                 yield from self._finish("failed", spent)
                 return
             view = AgentView(self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                             list(self.history), [c.summary() for c in self.draft.cells], len(self.history), self.budget.max_steps)
+                             compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history), self.budget.max_steps)
             try:
                 turn = self.backend.next_turn(view)
             except BudgetExceeded as exc:

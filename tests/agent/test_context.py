@@ -1,0 +1,30 @@
+from jupyter_medagent.agent.context import KEEP_VERBATIM, compact_history
+from jupyter_medagent.agent.protocols import Observation, Step, ToolCall
+
+
+def _step(i):
+    code = f"# cell {i}\n" + "x = 1\n" * 200
+    return Step(ToolCall("add_cell", {"source": code, "note": f"step {i}"}),
+                Observation(f"cell c{i} ran in 1.0 s\n" + "loss 0.1\n" * 300, images=[b"\x89PNG" + b"0" * 50_000],
+                            data={"metrics": {"dice_mean": 0.9}}))
+
+
+def _size(steps):
+    return sum(len(s.observation.text) + sum(map(len, s.observation.images)) + len(str(s.call.arguments)) for s in steps)
+
+
+def test_view_stays_bounded_as_the_run_grows():
+    sizes = [_size(compact_history([_step(i) for i in range(n)])) for n in (10, 40, 80)]
+    recent_budget = KEEP_VERBATIM * _size([_step(0)])
+    assert all(size < recent_budget + n * 200 for size, n in zip(sizes, (10, 40, 80)))
+    assert sizes[2] - sizes[1] < 40 * 200  # 40 more steps add at most a short line each
+
+
+def test_order_and_outcome_of_older_steps_survive():
+    history = [_step(i) for i in range(20)]
+    history[2] = Step(history[2].call, Observation("cell c2 FAILED in 0.1 s\nZeroDivisionError", is_error=True))
+    view = compact_history(history)
+    assert len(view) == 20 and view[-1] is history[-1]
+    assert view[2].observation.is_error and "ERROR cell c2 FAILED" in view[2].observation.text
+    assert view[0].observation.images == [] and "source" not in view[0].call.arguments
+    assert view[0].call.arguments["note"] == "step 0"
