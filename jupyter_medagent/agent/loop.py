@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
-from jupyter_medagent.agent.events import Event, Finished, Message, Plan, Usage
+from jupyter_medagent.agent.events import Event, Finished, Message, Plan, Repair, Usage
 from jupyter_medagent.agent.protocols import AgentView, Backend, Executor, Judge, Observation, Step, ToolCall
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
@@ -41,7 +41,6 @@ class Agent:
         self.history: list[Step] = []
         self.tokens = 0
         self.cost_usd = 0.0
-        self.repairs: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._started = 0.0
 
@@ -58,7 +57,7 @@ class Agent:
     # ------------------------------------------------------------------ the loop
     def run(self) -> Iterator[Event]:
         self._started = time.monotonic()
-        malformed = 0
+        malformed = repairs_shown = 0
         tools = self.toolbox
         system_prompt = load_system_prompt()
         if self.notebook_renamed:
@@ -88,6 +87,10 @@ class Agent:
             if usage.input_tokens or usage.output_tokens or usage.cost_usd:
                 yield Usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
                             usage.cost_usd, self.tokens, self.cost_usd)
+            # Backends that keep a repair log (the offline planner does) get each new entry shown as it fires.
+            for repair in getattr(self.backend, "repairs", [])[repairs_shown:]:
+                yield Repair(repair.get("cell"), repair["rule"], f"{repair['error']} -> {repair['fix']}")
+            repairs_shown = len(getattr(self.backend, "repairs", []))
             if turn.plan:
                 yield Plan(turn.plan, turn.text)
             elif turn.text:
@@ -123,9 +126,6 @@ class Agent:
                                         f"last problem: {self.history[-1].observation.text}")
                 return
 
-    def record_repair(self, rule: str, reason: str, cell_id: str | None = None) -> None:
-        self.repairs.append({"rule": rule, "reason": reason, "cell_id": cell_id})
-
     # ------------------------------------------------------------------ the end
     def _provenance(self, status: str, reason: str, reexecuted_ok: bool | None) -> dict[str, Any]:
         tools = self.toolbox
@@ -140,8 +140,8 @@ class Agent:
             "seconds": round(time.monotonic() - self._started, 1),
             "cells_written": len(self.draft.cells),
             "cells_kept": len(self.draft.surviving()),
-            "errors_repaired": tools.errors_seen,
-            "repairs": list(getattr(self.backend, "repairs", [])) + self.repairs,
+            "cell_errors": tools.errors_seen,
+            "repairs": list(getattr(self.backend, "repairs", [])),
             "findings_fixed": list(getattr(self.backend, "fixes", [])),
             "verdicts": tools.verdicts,
             "judge_disagreements": tools.disagreements,

@@ -101,7 +101,7 @@ class Toolbox:
         folder = path or self.task.data_dir
         if not folder:
             return Observation("no data folder was given for this task", is_error=True)
-        yield from ()
+        yield from ()  # a tool is a generator even when it causes no event
         card = build_data_card(folder)
         findings = [f.to_dict() for f in check_dataset(card)]
         convention = dataset_convention(card, findings)

@@ -54,7 +54,7 @@ def test_error_is_repaired_in_place_and_notebook_reruns(tmp_path, executor):
     cells = code_cells(tmp_path / "out.ipynb")
     assert [c.source for c in cells] == ["value = 1 / 4", METRICS_CELL.replace("DICE", "0.93")]
     meta = nbformat.read(tmp_path / "out.ipynb", as_version=4).metadata["medagent"]
-    assert meta["status"] == "solved" and meta["errors_repaired"] == 1 and meta["reexecuted_ok"] is True
+    assert meta["status"] == "solved" and meta["cell_errors"] == 1 and meta["reexecuted_ok"] is True
     assert finished.metrics == {"dice_mean": 0.93}
 
 

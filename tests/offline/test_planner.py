@@ -163,3 +163,40 @@ def test_classification_end_to_end(tmp_path):
     summary = json.loads(result.stdout)
     assert result.returncode == 0, summary["reason"]
     assert summary["reexecuted_ok"] is True and summary["metrics"]["balanced_accuracy"] >= 0.85
+
+
+def test_repairs_reach_the_event_stream(tmp_path):
+    """A repair rule that fires shows up as a Repair event, not only in the planner's log."""
+    from jupyter_medagent.agent.loop import Agent
+    from jupyter_medagent.agent.task import Task
+    from jupyter_medagent.backends.offline import OfflineBackend
+
+    class OneError:
+        """An executor whose first cell runs out of memory, like a too-large batch would."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def execute(self, code, timeout=None):
+            from jupyter_medagent.agent.protocols import ExecutionResult
+
+            self.calls += 1
+            if "model = UNet" in code and self.calls < 20:
+                error = {"ename": "RuntimeError", "evalue": "DefaultCPUAllocator: can't allocate memory", "traceback": []}
+                return ExecutionResult([{"output_type": "error", **error}], error, 0.1)
+            return ExecutionResult([], None, 0.0)
+
+        def interrupt(self):
+            pass
+
+        def close(self):
+            pass
+
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+
+    synth_cardiac(tmp_path / "data", cases=3, seed=0)
+    agent = Agent(Task(ORDINARY, str(tmp_path / "data"), str(tmp_path)), OfflineBackend(), OneError(),
+                  notebook_path=tmp_path / "nb.ipynb", reexecute=False)
+    events = list(agent.run())
+    repairs = [e for e in events if e.kind == "repair"]
+    assert repairs and repairs[0].rule == "out_of_memory" and "halve" in repairs[0].reason
