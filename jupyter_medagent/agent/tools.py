@@ -140,8 +140,9 @@ class Toolbox:
         return Observation("\n".join(lines) or "(no variables)", data={"variables": variables})
 
     def tool_render(self, image: str, label: str | None = None, prediction: str | None = None,
-                    title: str | None = None) -> ToolResult:
-        args = [image] + [f"{k}={v}" for k, v in (("label", label), ("prediction", prediction)) if v]
+                    title: str | None = None, label_names: str | None = None) -> ToolResult:
+        args = [image] + [f"{k}={v}" for k, v in (("label", label), ("prediction", prediction),
+                                                   ("label_names", label_names)) if v]
         if title:
             args.append(f"title={title!r}")
         source = f"from jupyter_medagent.imaging import render_montage\n\nrender_montage({', '.join(args)})"

@@ -245,7 +245,7 @@ class Planner:
                                                                       "label_convention")), None)
         if example:
             yield "", ToolCall("render", {"image": f"cases[{example!r}].image", "label": f"cases[{example!r}].label",
-                                          "title": f"{example} after repair"}), []
+                                          "title": f"{example} after repair", "label_names": repr(recipe.structures)}), []
         verdict = yield "Judging the repaired data.", ToolCall("judge", {"context": "repaired image/label pairs"}), []
         if verdict.data.get("verdict") == "flag":
             raise PlanFailed("the quality checks still flag the data after repair: "
@@ -303,7 +303,7 @@ class Planner:
             yield from self._cell("plausibility", "Check that every prediction is anatomically plausible: a closed "
                                                   "myocardial ring around the LV, the RV beside it, no stray fragments.")
         yield "", ToolCall("render", {"image": "example.image", "label": "example.label",
-                                      "prediction": "predictions[example.case_id]",
+                                      "prediction": "predictions[example.case_id]", "label_names": "STRUCTURES",
                                       "title": "held-out case: reference (solid) vs prediction (dashed)"}), []
         verdict = yield "Looking at the predictions before trusting the numbers.", ToolCall("judge", {"context": "predictions"}), []
         if any(f.get("kind") == "fragmented" for f in verdict.data.get("findings", [])):
