@@ -80,12 +80,12 @@ def render_montage(image, label=None, prediction=None, *, spacing=None, title=No
     for name, other in (("label", ref), ("prediction", pred)):
         if other is not None and other.shape != img.shape:
             raise ValueError(f"{name} shape {other.shape} does not match image shape {img.shape}")
-    ref = None if ref is None else np.rint(ref).astype(np.int16)
-    pred = None if pred is None else np.rint(pred).astype(np.int16)
+    ref = None if ref is None else _as_label_map(ref)
+    pred = None if pred is None else _as_label_map(pred)
     voxel = nib.affines.voxel_sizes(affine)
     codes = nib.aff2axcodes(affine)
     lo, hi = _window(img)
-    values = sorted({int(v) for arr in (ref, pred) if arr is not None for v in np.unique(arr) if v != 0})
+    values = sorted({v for arr in (ref, pred) if arr is not None for v in _label_values(arr) if v != 0})
     colours = {v: PALETTE[(v - 1) % len(PALETTE)] for v in values}
     focus = ref if ref is not None and ref.any() else pred
 
@@ -104,6 +104,17 @@ def render_montage(image, label=None, prediction=None, *, spacing=None, title=No
         _letters(panel, codes[axis_h], codes[axis_v], caption)
         panels.append(panel)
     return _compose(panels, title, label_names, colours, ref is not None, pred is not None, max_width)
+
+
+def _as_label_map(arr: np.ndarray) -> np.ndarray:
+    """int16 label values; float label files are rounded (integer ones skip the costly rint)."""
+    return arr.astype(np.int16) if np.issubdtype(arr.dtype, np.integer) else np.rint(arr).astype(np.int16)
+
+
+def _label_values(label: np.ndarray) -> list[int]:
+    """Values present in an int16 label map; a bincount over its uint16 view is ~2x faster than np.unique."""
+    present = np.flatnonzero(np.bincount(label.ravel().view(np.uint16)))
+    return [int(v) for v in present.astype(np.uint16).view(np.int16)]
 
 
 def _window(img: np.ndarray) -> tuple[float, float]:
