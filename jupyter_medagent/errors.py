@@ -16,3 +16,7 @@ class DataError(MedagentError):
 
 class ConfigError(MedagentError):
     """A backend, key, server or option is missing or malformed."""
+
+
+class BackendError(MedagentError):
+    """A model backend could not answer: server unreachable, request refused, time-out after retries."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import HTML, display
 
+from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
 
 COMM_TARGET = "jupyter_medagent.events"
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data")
     parser.add_argument("--backend", default="offline")
     parser.add_argument("--max-steps", type=int, default=80)
-    parser.add_argument("--approve", action="store_true")
+    parser.add_argument("--approve", action="store_true", help="same as --safety approve")
+    parser.add_argument("--safety", default="enforce", choices=("enforce", "approve", "off"))
     parser.add_argument("--out", help="refined notebook path (default: medagent-<n>.ipynb next to this notebook)")
     return parser
 
@@ -35,25 +37,6 @@ def _parser() -> argparse.ArgumentParser:
 def _say(text: str) -> None:
     """A one-line message for the user: rich in a notebook, plain in a terminal."""
     display({"text/html": f"<b>MedAgent</b>: {html.escape(text)}", "text/plain": f"MedAgent: {text}"}, raw=True)
-
-
-def ask_approval(cell_id: str, source: str) -> tuple[str, str]:
-    """Approve-each-cell through input(): widget clicks cannot reach a kernel that is busy running the magic."""
-    print(f"--- cell {cell_id} ---\n{source}\n---")
-    while True:
-        answer = input("Run this cell? [r]un / [s]kip / [e]dit / s[t]op: ").strip().lower()
-        if answer in ("", "r", "run"):
-            return "run", source
-        if answer in ("s", "skip"):
-            return "skip", source
-        if answer in ("t", "stop"):
-            return "stop", source
-        if answer in ("e", "edit"):
-            print("Type the new code; finish with a line containing only END.")
-            lines = []
-            while (line := input()) != "END":
-                lines.append(line)
-            return "edit", "\n".join(lines)
 
 
 class Timeline:
@@ -91,11 +74,12 @@ class MedagentMagics(Magics):
         from jupyter_medagent.backends import make_backend
         from jupyter_medagent.errors import MedagentError
         from jupyter_medagent.kernel import InProcessExecutor
+        from jupyter_medagent.safety import safety_for
 
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
-            _say("options are --data DIR, --backend NAME, --max-steps N, --approve, --out PATH")
+            _say("options are --data DIR, --backend NAME, --max-steps N, --approve, --safety enforce|approve|off, --out PATH")
             return
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
@@ -107,8 +91,10 @@ class MedagentMagics(Magics):
             return
         out = Path(args.out) if args.out else Path.cwd() / "medagent.ipynb"
         data = str(Path(args.data).resolve()) if args.data else None
+        safety, approver = safety_for("approve" if args.approve else args.safety, output_dir=out.parent,
+                                      cwd=Path.cwd(), data_dir=data, approver=ask_on_console)
         agent = Agent(Task(cell, data, str(out.parent)), backend, InProcessExecutor(self.shell),
-                      budget=Budget(max_steps=args.max_steps), approver=ask_approval if args.approve else None,
+                      budget=Budget(max_steps=args.max_steps), approver=approver, safety=safety,
                       notebook_path=out, reexecute=True)
         timeline = Timeline()
         timeline.show()

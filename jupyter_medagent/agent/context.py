@@ -19,10 +19,20 @@ def one_line(step: Step) -> str:
     return line[:SUMMARY_CHARS]
 
 
+PINNED_TOOLS = ("inspect_data",)  # the data card stays whole: every later decision rests on it
+
+
+def compact(step: Step) -> Step:
+    if step.call.name in PINNED_TOOLS:
+        return Step(step.call, Observation(step.observation.text, is_error=step.observation.is_error))
+    call = step.call
+    if call.name in ("add_cell", "edit_cell"):
+        call = type(call)(call.name, {k: v for k, v in call.arguments.items() if k != "source"}, call.id)
+    return Step(call, Observation(one_line(step), is_error=step.observation.is_error))
+
+
 def compact_history(history: list[Step], keep: int = KEEP_VERBATIM) -> list[Step]:
-    """Older steps shrink to a one-line observation without images or data; the last ``keep`` stay whole."""
+    """Older steps shrink to a one-line observation without images or data (the data card stays whole,
+    without images); the last ``keep`` stay whole."""
     cut = max(0, len(history) - keep)
-    older = [Step(s.call if s.call.name not in ("add_cell", "edit_cell") else
-                  type(s.call)(s.call.name, {k: v for k, v in s.call.arguments.items() if k != "source"}, s.call.id),
-                  Observation(one_line(s), is_error=s.observation.is_error)) for s in history[:cut]]
-    return older + list(history[cut:])
+    return [compact(s) for s in history[:cut]] + list(history[cut:])

@@ -46,6 +46,14 @@ class Message(Event):
 
 
 @dataclass
+class MessageDelta(Event):
+    """A piece of narration while a model is still streaming its reply (a Message with the whole text follows)."""
+
+    text: str
+    kind: str = field(init=False, default="message_delta")
+
+
+@dataclass
 class CellWritten(Event):
     """A cell was added, or an existing one replaced (``replaces`` is its id)."""
 
@@ -119,6 +127,7 @@ class ApprovalRequest(Event):
 
     cell_id: str
     source: str
+    concerns: list[str] = field(default_factory=list)  # what the safety gate would refuse, for the user to weigh
     kind: str = field(init=False, default="approval_request")
 
 

@@ -6,16 +6,18 @@ Jupyter AI persona all drive this one loop and only render its events.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
-from jupyter_medagent.agent.events import Event, Finished, Message, Plan, Repair, Usage
-from jupyter_medagent.agent.protocols import AgentView, Backend, Executor, Judge, Observation, Step, ToolCall
+from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Repair, Usage
+from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
+                                              TokenUsage, ToolCall)
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
 from jupyter_medagent.judge.panel import default_judges
@@ -60,6 +62,8 @@ class Agent:
         malformed = repairs_shown = 0
         tools = self.toolbox
         system_prompt = load_system_prompt()
+        if getattr(self.backend, "notice", None):  # e.g. a model without a known price
+            yield Message(self.backend.notice)
         if self.notebook_renamed:
             yield Message(f"A notebook of yours already exists at the requested path; writing to {self.notebook_path} instead.")
         while True:
@@ -71,9 +75,10 @@ class Agent:
                 yield from self._finish("failed", spent)
                 return
             view = AgentView(self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                             compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history), self.budget.max_steps)
+                             compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
+                             self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd)
             try:
-                turn = self.backend.next_turn(view)
+                turn = yield from self._ask(view)
             except BudgetExceeded as exc:
                 yield from self._finish("failed", str(exc))
                 return
@@ -81,12 +86,9 @@ class Agent:
                 yield from self._finish("failed", f"the {getattr(self.backend, 'name', 'model')} backend failed: "
                                         f"{type(exc).__name__}: {exc}")
                 return
-            usage = turn.usage
-            self.tokens += usage.input_tokens + usage.output_tokens
-            self.cost_usd += usage.cost_usd
-            if usage.input_tokens or usage.output_tokens or usage.cost_usd:
-                yield Usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-                            usage.cost_usd, self.tokens, self.cost_usd)
+            if turn is None:  # stopped while the model was still answering
+                continue
+            yield from self._account(turn.usage)
             # Backends that keep a repair log (the offline planner does) get each new entry shown as it fires.
             for repair in getattr(self.backend, "repairs", [])[repairs_shown:]:
                 yield Repair(repair.get("cell"), repair["rule"], f"{repair['error']} -> {repair['fix']}")
@@ -113,6 +115,8 @@ class Agent:
                     return
                 except Exception as exc:  # a tool that breaks (unreadable data, dead kernel) is reported, not raised
                     observation = Observation(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+                for usage in tools.drain_usage():  # model judges spend tokens too
+                    yield from self._account(usage)
                 self.history.append(Step(call, observation))
                 finish = observation.data.get("finish")
                 if finish:
@@ -125,6 +129,44 @@ class Agent:
                 yield from self._finish("failed", f"the model's replies were malformed {malformed} times in a row; "
                                         f"last problem: {self.history[-1].observation.text}")
                 return
+
+    def _ask(self, view: AgentView) -> Generator[Event, None, ModelTurn | None]:
+        """The backend's next turn. A streaming backend runs in a worker thread so its narration is shown
+        as it arrives and Stop is honoured mid-call (the abandoned call ends at its own time-out)."""
+        if not getattr(self.backend, "streams", False):
+            return self.backend.next_turn(view)
+        chunks: queue.Queue[str | None] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def call_model() -> None:
+            try:
+                outcome["turn"] = self.backend.next_turn(view, on_text=chunks.put)
+            except BaseException as exc:  # re-raised in the loop's thread
+                outcome["error"] = exc
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=call_model, name="medagent-model-call", daemon=True).start()
+        while True:
+            try:
+                chunk = chunks.get(timeout=0.25)
+            except queue.Empty:
+                if self.stopped:
+                    return None
+                continue
+            if chunk is None:
+                break
+            yield MessageDelta(chunk)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["turn"]
+
+    def _account(self, usage: TokenUsage) -> Iterator[Event]:
+        self.tokens += usage.input_tokens + usage.output_tokens
+        self.cost_usd += usage.cost_usd
+        if usage.input_tokens or usage.output_tokens or usage.cost_usd:
+            yield Usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                        usage.cost_usd, self.tokens, self.cost_usd)
 
     # ------------------------------------------------------------------ the end
     def _provenance(self, status: str, reason: str, reexecuted_ok: bool | None) -> dict[str, Any]:

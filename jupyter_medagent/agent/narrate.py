@@ -29,7 +29,8 @@ def describe(event: Event) -> str | None:
     if isinstance(event, Usage):
         return f"Usage: {event.total_tokens} tokens, ${event.total_cost_usd:.4f} so far"
     if isinstance(event, ApprovalRequest):
-        return f"[{event.cell_id}] waiting for approval"
+        concerns = f" (safety gate: this cell {'; '.join(event.concerns)})" if event.concerns else ""
+        return f"[{event.cell_id}] waiting for approval{concerns}"
     if isinstance(event, Finished):
         verified = {True: "re-ran cleanly", False: "did NOT re-run cleanly", None: "not re-run"}[event.reexecuted_ok]
         return f"Finished: {event.status} — {event.reason}. Notebook: {event.notebook} ({verified})"

@@ -96,10 +96,15 @@ class AgentView:
     cells: list[dict[str, Any]]  # the draft notebook: id, source, note, status
     step: int
     max_steps: int
+    cost_usd: float = 0.0  # spent so far, judges included
+    max_cost_usd: float | None = None  # a backend refuses a call that could pass it
 
 
 @runtime_checkable
 class Backend(Protocol):
+    """Chooses the next turn. A backend with ``streams = True`` is called with ``on_text``,
+    to which it passes narration as it arrives (the loop shows it live as MessageDelta events)."""
+
     name: str
     model: str
 

@@ -17,14 +17,17 @@ from jupyter_medagent.agent.protocols import (
     Judge,
     JudgeVerdict,
     Observation,
+    TokenUsage,
     ToolCall,
 )
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
+from jupyter_medagent.safety.quoting import quote_untrusted
 
 ToolResult = Generator[Event, None, Observation]
-Approver = Callable[[str, str], tuple[str, str]]  # (cell_id, source) -> ("run"|"skip"|"edit"|"stop", source)
+# (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
+Approver = Callable[[str, str, list[str]], tuple[str, str]]
 SafetyCheck = Callable[[str], list[str]]  # code -> reasons it is refused (empty: allowed)
 
 MAX_TEXT = 2000  # characters of a cell's printed output passed back to the backend
@@ -74,14 +77,20 @@ class Toolbox:
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
+        self._usage: list[TokenUsage] = []
+
+    def drain_usage(self) -> list[TokenUsage]:
+        """Tokens and money the judges spent since the last call."""
+        usage, self._usage = self._usage, []
+        return usage
 
     # ------------------------------------------------------------------ validation
     def problem_with(self, call: ToolCall) -> str | None:
         """Why a tool call cannot be carried out (told to the model), or None."""
+        if "__parse_error__" in call.arguments:
+            return f"the tool call of your reply is not valid JSON: {str(call.arguments['__parse_error__'])[:300]}"
         if call.name not in self.schemas:
             return f"unknown tool {call.name!r}; available tools: {', '.join(self.schemas)}"
-        if "__parse_error__" in call.arguments:
-            return f"the arguments of {call.name} are not valid JSON: {str(call.arguments['__parse_error__'])[:300]}"
         missing = [k for k in self.schemas[call.name]["input_schema"].get("required", []) if k not in call.arguments]
         if missing:
             return f"{call.name} is missing required argument(s): {', '.join(missing)}"
@@ -108,7 +117,8 @@ class Toolbox:
         lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
                  "", f"Quality findings: {len(findings)}"]
         lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
-        return Observation("\n".join(lines), data={"card": card.to_dict(), "findings": findings,
+        # File names and header fields are the data's words, not the user's: quoted, never obeyed.
+        return Observation(quote_untrusted("\n".join(lines), "data card"), data={"card": card.to_dict(), "findings": findings,
                                                    "label_convention": convention})
 
     def tool_add_cell(self, source: str, note: str, run: bool = True) -> ToolResult:
@@ -153,11 +163,18 @@ class Toolbox:
         images, findings = self.pending_images, self.pending_findings
         self.pending_images, self.pending_findings = [], []
         verdicts: dict[str, JudgeVerdict] = {}
+        unavailable = []
         for judge in self.judges:
-            verdicts[judge.name] = judge.judge(images, findings, context)
+            try:
+                verdicts[judge.name] = judge.judge(images, findings, context)
+            except Exception as exc:  # a model judge that cannot answer abstains; the quantitative one never does
+                unavailable.append(f"the {judge.name} judge could not answer ({type(exc).__name__}: {str(exc)[:200]})")
+                continue
+            self._usage.append(verdicts[judge.name].usage)
             yield Verdict(judge.name, verdicts[judge.name].verdict, verdicts[judge.name].findings,
                           confidence=verdicts[judge.name].confidence)
         merged, disagreements = merge_verdicts(verdicts)
+        disagreements += unavailable
         self.disagreements += disagreements
         self.verdicts.append({"verdict": merged.verdict, "n_images": len(images), "n_findings": len(merged.findings),
                               "judges": {n: v.verdict for n, v in verdicts.items()}})
@@ -165,7 +182,7 @@ class Toolbox:
             yield Verdict("merged", merged.verdict, merged.findings)
         lines = [f"Verdict: {merged.verdict} ({len(images)} image(s), {len(merged.findings)} finding(s))"]
         lines += [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" for f in merged.findings]
-        lines += [f"Judges disagree: {d}" for d in disagreements]
+        lines += [f"Judges: {d}" for d in disagreements]
         return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings})
 
     def tool_finish(self, status: str, summary: str) -> ToolResult:
@@ -174,15 +191,14 @@ class Toolbox:
 
     # ------------------------------------------------------------------ running a cell
     def _run(self, cell: DraftCell) -> ToolResult:
-        if self.safety is not None:
-            refusals = self.safety(cell.source)
-            if refusals:
-                cell.status = "error"
-                return Observation("The safety gate refused this cell; choose another way:\n- " + "\n- ".join(refusals),
-                                   data={"cell_id": cell.id, "refused": refusals}, is_error=True)
-        if self.approver is not None:
-            yield ApprovalRequest(cell.id, cell.source)
-            decision, source = self.approver(cell.id, cell.source)
+        concerns = self.safety(cell.source) if self.safety is not None else []
+        if concerns and self.approver is None:
+            cell.status = "error"
+            return Observation("The safety gate refused this cell; nothing was run. Choose another way:\n- "
+                               + "\n- ".join(concerns), data={"cell_id": cell.id, "refused": concerns}, is_error=True)
+        if self.approver is not None:  # approve-each-cell: the user sees the gate's concerns and decides
+            yield ApprovalRequest(cell.id, cell.source, concerns)
+            decision, source = self.approver(cell.id, cell.source, concerns)
             if decision == "stop":
                 raise StopRequested()
             if decision == "skip":
@@ -228,7 +244,7 @@ class Toolbox:
             header += f"; {len(images)} image(s) rendered"
         parts = [header]
         if shown:
-            parts.append(shown)
+            parts.append(quote_untrusted(shown, f"output of cell {cell.id}"))
         if result.error:
             parts.append("".join(result.error["traceback"][-3:])[-1500:] or f"{result.error['ename']}: {result.error['evalue']}")
         data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),

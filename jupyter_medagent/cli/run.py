@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from jupyter_medagent.errors import DataError, MedagentError
+from jupyter_medagent.safety.policy import SAFETY_MODES
 
 DEMO_REQUEST = ("Segment the left ventricle, myocardium and right ventricle in these short-axis cine MRIs "
                 "and report the ejection fraction per patient.")
@@ -25,13 +26,24 @@ def register(subparsers) -> None:
     run.add_argument("--accept", action="append", default=[], metavar="METRIC>=X",
                      help="quality bar, e.g. 'dice_mean>=0.9' or 'ef_abs_error<=3' (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    add_agent_options(run)
     run.set_defaults(handler=run_command)
     demo = subparsers.add_parser("demo", help="synthesise cardiac cine data with planted pitfalls and solve it offline")
     demo.add_argument("--out", default="medagent-demo", help="folder for the data and the notebook")
     demo.add_argument("--cases", type=int, default=20, help="number of synthetic patients (default 20)")
     demo.add_argument("--backend", default="offline")
     demo.add_argument("--json", action="store_true")
+    add_agent_options(demo)
     demo.set_defaults(handler=demo_command)
+
+
+def add_agent_options(parser) -> None:
+    parser.add_argument("--safety", default="enforce", choices=SAFETY_MODES,
+                        help="enforce (default): refuse shell, network, installs and writes outside the output folder; "
+                             "approve: ask before every cell, showing the gate's concerns; off: no gate")
+    parser.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget for model calls")
+    parser.add_argument("--vlm-judge", default=None, metavar="SELECTOR",
+                        help="also judge rendered slices with a vision-language model, e.g. anthropic:claude-sonnet-4-5")
 
 
 def parse_acceptance(items: list[str]) -> dict[str, list]:
@@ -45,23 +57,30 @@ def parse_acceptance(items: list[str]) -> dict[str, list]:
 
 
 def execute(request: str, data: Path, notebook: Path, backend_selector: str, acceptance: dict, max_steps: int,
-            quiet: bool) -> tuple[dict, object]:
+            quiet: bool, safety: str = "enforce", max_cost: float | None = None,
+            vlm_judge: str | None = None) -> tuple[dict, object]:
     """Run one agent session in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.budget import Budget
     from jupyter_medagent.agent.loop import Agent
     from jupyter_medagent.agent.narrate import describe
     from jupyter_medagent.agent.task import Task
-    from jupyter_medagent.backends import make_backend
+    from jupyter_medagent.agent.approval import ask_on_console
+    from jupyter_medagent.backends import make_backend, make_judges
     from jupyter_medagent.kernel import KernelClientExecutor
+    from jupyter_medagent.safety import safety_for
 
     if not data.is_dir():
         raise DataError(data, "not a folder")
     backend = make_backend(backend_selector)
+    judges = make_judges(vlm_judge)
     started = time.monotonic()
     notebook.parent.mkdir(parents=True, exist_ok=True)
+    gate, approver = safety_for(safety, output_dir=notebook.parent, cwd=notebook.parent, data_dir=str(data.resolve()),
+                                approver=ask_on_console)
     executor = KernelClientExecutor(cwd=notebook.parent)
     agent = Agent(Task(request, str(data.resolve()), str(notebook.parent), acceptance), backend, executor,
-                  budget=Budget(max_steps=max_steps), notebook_path=notebook)
+                  judges=judges, budget=Budget(max_steps=max_steps, max_cost_usd=max_cost), approver=approver,
+                  safety=gate, notebook_path=notebook)
     finished = None
     try:
         for event in agent.run():
@@ -93,7 +112,7 @@ def execute(request: str, data: Path, notebook: Path, backend_selector: str, acc
 
 def run_command(args) -> int:
     summary, _ = execute(args.request, Path(args.data), Path(args.out), args.backend, parse_acceptance(args.accept),
-                         args.max_steps, quiet=False)
+                         args.max_steps, quiet=False, safety=args.safety, max_cost=args.max_cost, vlm_judge=args.vlm_judge)
     _report(summary, args.json)
     return 0 if summary["status"] == "solved" else 1
 
@@ -110,7 +129,7 @@ def demo_command(args) -> int:
     print(f"Synthesised {len(manifest['cases'])} cine volumes from {args.cases} patients in {data}, "
           f"with {sum(len(c['pitfalls']) for c in manifest['cases'])} planted pitfalls.", file=sys.stderr)
     summary, backend = execute(DEMO_REQUEST, data, out / "cardiac_demo.ipynb", args.backend, DEMO_ACCEPTANCE, 80,
-                               quiet=False)
+                               quiet=False, safety=args.safety, max_cost=args.max_cost, vlm_judge=args.vlm_judge)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["demo"] = demo_checks(manifest, summary, backend)
     _report(summary, args.json)

@@ -167,7 +167,7 @@ def test_approval_skip_edit_and_stop(tmp_path, executor):
         call("add_cell", source="import os", note="Skipped."),
         call("add_cell", source="y = 1", note="Edited."),
         call("add_cell", source="z = 3", note="Stopped here."),
-    ], approver=lambda cell_id, source: next(decisions))
+    ], approver=lambda cell_id, source, concerns: next(decisions))
     events, finished = run(agent)
     assert finished.status == "stopped"
     assert kinds(events).count("approval_request") == 3
