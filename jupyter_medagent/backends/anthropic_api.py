@@ -11,7 +11,7 @@ import base64
 from typing import Any, Callable
 
 from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
-from jupyter_medagent.backends.conversation import estimate_tokens, exchanges, opening, progress
+from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.errors import BackendError
 
@@ -37,6 +37,10 @@ class AnthropicBackend:
         """The Messages API request for this view; cache breakpoints after the tools+system prefix and the data card."""
         messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": opening(view)}]}]
         for exchange in exchanges(view):
+            if exchange.plain:
+                messages.append({"role": "assistant", "content": [{"type": "text", "text": NO_CALL}]})
+                messages.append({"role": "user", "content": [{"type": "text", "text": exchange.result}]})
+                continue
             messages.append({"role": "assistant", "content": [
                 {"type": "tool_use", "id": exchange.call.id, "name": exchange.call.name, "input": exchange.call.arguments}]})
             content: list[dict[str, Any]] = [{"type": "text", "text": exchange.result or "(no output)"}]

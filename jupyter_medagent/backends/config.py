@@ -115,3 +115,25 @@ def _model_client(kind: str, rest: str, selector: str, config: dict[str, Any]):
         raise ConfigError(f"{selector}: no API key for {base_url}; set {key_env} (or api_key_env in {config_path()})")
     # Local servers (llama.cpp, vLLM, Ollama) accept any key; the SDK insists on one.
     return OpenAIBackend(model, api_key=api_key or "not-needed", base_url=base_url, prices=prices, **options)
+
+
+def backend_catalogue() -> dict[str, Any]:
+    """What a front end can offer: the offline planner always, model backends with whether they can run here."""
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        config, problem = {}, str(exc)
+    else:
+        problem = None
+    entries = [{"selector": "offline", "label": "Offline expert planner (no model, no network)", "available": True,
+                "reason": None}]
+    chosen = config.get("backend")
+    if chosen and not chosen.startswith("offline"):
+        entries.append({"selector": chosen, "label": f"{chosen} (from the config file)", "available": True, "reason": None})
+    for kind, example in (("anthropic", "anthropic:claude-sonnet-4-5"), ("openai", "openai:gpt-5")):
+        key_env = config.get(kind, {}).get("api_key_env", f"{kind.upper()}_API_KEY")
+        has_key = bool(os.environ.get(key_env))
+        if example != chosen:
+            entries.append({"selector": example, "label": example, "available": has_key,
+                            "reason": None if has_key else f"set {key_env}"})
+    return {"default": chosen or DEFAULT_BACKEND, "backends": entries, "config_problem": problem}

@@ -20,6 +20,10 @@ IMAGE_STEPS = 2  # steps whose images are still sent (older ones are described i
 MAX_IMAGE_SIDE = 768  # px; a montage stays legible and costs ~500 image tokens
 
 
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what both APIs accept as a tool name
+NO_CALL = "(your reply called no tool)"
+
+
 @dataclass
 class Exchange:
     """One tool call the model made and what came back."""
@@ -28,6 +32,11 @@ class Exchange:
     result: str
     images: list[bytes] = field(default_factory=list)  # PNG, downsampled
     is_error: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """A turn without a usable tool call (none, or a name no API accepts): replayed as text, not as a call."""
+        return not TOOL_NAME.match(self.call.name)
 
 
 def opening(view: AgentView) -> str:

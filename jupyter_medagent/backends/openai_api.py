@@ -12,8 +12,8 @@ import json
 from typing import Any, Callable
 
 from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
-from jupyter_medagent.backends.conversation import (estimate_tokens, exchanges, opening, FENCED, parse_text_tool_call,
-                                                    progress, text_protocol)
+from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,
+                                                    parse_text_tool_call, progress, text_protocol)
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.errors import BackendError
 
@@ -42,7 +42,10 @@ class OpenAIBackend:
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": opening(view)}]
         for exchange in exchanges(view):
             call = exchange.call
-            if self.native_tools:
+            if exchange.plain:
+                messages.append({"role": "assistant", "content": NO_CALL})
+                messages.append({"role": "user", "content": exchange.result})
+            elif self.native_tools:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [{
                     "id": call.id, "type": "function",
                     "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import nbformat
@@ -116,6 +117,10 @@ def test_malformed_replies_are_explained_then_the_run_ends_with_cells_kept(serve
     assert any("unknown tool 'launch_rocket'" in t for t in told)
     # The SDK repairs a cut-off JSON object as far as it can; what is still missing is named.
     assert "missing required argument(s): note" in srv.requests[3]["messages"][-1]["content"][0]["content"][0]["text"]
+    # Every replayed call is one the API accepts: a turn without a tool call is replayed as text.
+    later = srv.requests[-1]["messages"]
+    names = [b["name"] for m in later for b in m["content"] if b.get("type") == "tool_use"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n) for n in names)
     cells = [c for c in nbformat.read(tmp_path / "partial.ipynb", 4).cells if c.cell_type == "code"]
     assert any("41 + 1" in c.source for c in cells)  # nothing the run made is lost
 

@@ -70,6 +70,16 @@ def test_broken_arguments_are_told_to_the_model(server, kernel, tmp_path):
     assert told.startswith("ERROR: ") and "not valid JSON" in told
 
 
+def test_a_reply_without_a_tool_call_is_replayed_as_text(server, kernel, tmp_path):
+    srv = server([openai_reply(text="Hello! I am a helpful assistant."),
+                  openai_reply(tool=("finish", {"status": "failed", "summary": "no tools used"}))])
+    finished = list(Agent(Task("x", None, str(tmp_path)), backend(srv.url), kernel).run())[-1]
+    assert finished.reason == "no tools used"
+    replayed = srv.requests[1]["messages"][2:4]
+    assert replayed[0] == {"role": "assistant", "content": "(your reply called no tool)"}
+    assert replayed[1]["role"] == "user" and "contained no tool call" in replayed[1]["content"]
+
+
 def test_rate_limit_is_retried_and_a_dead_server_is_named(server, kernel, tmp_path):
     srv = server([openai_error(429, "slow down", **{"retry-after-ms": "20"}),
                   openai_reply(tool=("finish", {"status": "failed", "summary": "done"}))])

@@ -1,0 +1,88 @@
+"""The MedAgent persona for Jupyter AI 3's chat (entry point ``jupyter_ai.personas``).
+
+Coded against jupyter-ai-persona-manager 0.2.2. A chat message such as
+``@MedAgent segment the LV, myocardium and RV --data cine/`` starts the same server-side run the
+sidebar starts (``server/runs.py``), in a fresh kernel next to the chat file, and streams one line
+per event into the chat; the refined notebook is linked at the end.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import AsyncIterator
+
+from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
+from jupyterlab_chat.models import Message
+
+from jupyter_medagent.agent.narrate import describe
+
+AVATAR = Path(__file__).parent / "avatar.svg"
+USAGE = ("Ask me for an imaging pipeline and name the data folder, e.g. `@MedAgent segment the LV, myocardium "
+         "and RV and report the EF --data cine/` (options: `--backend SELECTOR`, `--max-steps N`).")
+
+
+def parse_request(text: str) -> tuple[str, dict[str, str]]:
+    """The request in plain words and the ``--option value`` pairs written after it."""
+    words = shlex.split(text.replace("\u00a0", " "), posix=True) if text.count('"') % 2 == 0 else text.split()
+    words = [w for w in words if not w.startswith("@")]
+    options, request = {}, []
+    i = 0
+    while i < len(words):
+        if words[i].startswith("--") and i + 1 < len(words):
+            options[words[i][2:]] = words[i + 1]
+            i += 2
+        else:
+            request.append(words[i])
+            i += 1
+    return " ".join(request), options
+
+
+class MedAgentPersona(BasePersona):
+    @property
+    def defaults(self) -> PersonaDefaults:
+        return PersonaDefaults(
+            name="MedAgent",
+            description="Builds, runs, looks at and verifies medical-image-analysis pipelines.",
+            avatar_path=str(AVATAR),
+            system_prompt="MedAgent drives jupyter_medagent's agent loop; its prompts live in jupyter_medagent/prompts.",
+        )
+
+    def _runs(self):
+        serverapp = self.parent.parent.serverapp  # persona -> PersonaManager -> its server extension
+        return serverapp, serverapp.web_app.settings["medagent_runs"]
+
+    async def process_message(self, message: Message) -> None:
+        from jupyter_medagent.server.runs import RunError, RunRequest
+
+        request, options = parse_request(message.body)
+        if not request or "data" not in options:
+            self.send_message(USAGE)
+            return
+        serverapp, runs = self._runs()
+        chat = Path(self.get_chat_path(relative=True))
+        folder = chat.parent.as_posix()
+        kernel_id = await serverapp.kernel_manager.start_kernel(path=folder)
+        try:
+            run = runs.start(RunRequest(request, options["data"], kernel_id, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
+                                        options.get("backend"), "auto", int(options.get("max-steps", 80))))
+        except (RunError, ValueError) as exc:
+            await serverapp.kernel_manager.shutdown_kernel(kernel_id)
+            self.send_message(f"I could not start: {exc}")
+            return
+        try:
+            await self.stream_message(self._narrate(runs, run))
+        finally:
+            await serverapp.kernel_manager.shutdown_kernel(kernel_id)
+
+    async def _narrate(self, runs, run) -> AsyncIterator[str]:
+        shown = 0
+        while True:
+            await runs.wait_for(run, shown - 1, 10.0)
+            for event in run.objects[shown:]:
+                line = describe(event)
+                if line and event.kind not in ("usage", "message_delta"):
+                    yield line + "\n\n"
+            shown = len(run.objects)
+            if run.done and shown >= len(run.objects):
+                return

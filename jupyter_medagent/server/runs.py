@@ -1,0 +1,245 @@
+"""Agent runs bound to notebook kernels, for the server extension and the Jupyter AI persona.
+
+Each run is one Agent in a worker thread, executing through a KernelClientExecutor on the
+notebook's own kernel (its connection file, our own session id), so the user's variables are
+shared and minutes-long cells are fine. Events are kept in order with a sequence number for
+the long-poll and server-sent-event endpoints. One active run per kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from jupyter_medagent.errors import ConfigError, DataError, MedagentError
+
+MODES = ("auto", "approve")
+DECISIONS = ("run", "skip", "edit", "stop")
+
+
+class RunError(MedagentError):
+    """A request the server cannot act on; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class RunRequest:
+    request: str
+    data_dir: str | None
+    kernel_id: str
+    notebook_path: str  # server-relative API path of the user's notebook
+    backend: str | None = None
+    mode: str = "auto"
+    max_steps: int = 80
+
+    @classmethod
+    def from_json(cls, body: Any) -> "RunRequest":
+        if not isinstance(body, dict):
+            raise RunError(400, "the body must be a JSON object")
+        missing = [k for k in ("request", "kernel_id", "notebook_path") if not str(body.get(k) or "").strip()]
+        if missing:
+            raise RunError(400, f"missing field(s): {', '.join(missing)}")
+        unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps"}
+        if unknown:
+            raise RunError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        mode = body.get("mode") or "auto"
+        if mode not in MODES:
+            raise RunError(400, f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        try:
+            max_steps = int(body.get("max_steps") or 80)
+        except (TypeError, ValueError):
+            raise RunError(400, f"max_steps must be a whole number, not {body.get('max_steps')!r}") from None
+        return cls(str(body["request"]).strip(), (str(body["data_dir"]).strip() or None) if body.get("data_dir") else None,
+                   str(body["kernel_id"]), str(body["notebook_path"]), body.get("backend") or None, mode, max_steps)
+
+
+class Run:
+    def __init__(self, run_id: str, spec: RunRequest, agent, executor, waiters: Callable[[], None]):
+        self.id, self.spec, self.agent, self.executor = run_id, spec, agent, executor
+        self.events: list[dict[str, Any]] = []  # JSON, with "seq", for the endpoints
+        self.objects: list[Any] = []  # the same events as objects, for in-process readers (the persona)
+        self.status = "running"
+        self.notebook: str | None = None
+        self._changed = threading.Condition()
+        self._notify_loop = waiters
+        self._decisions: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.pending_approval: str | None = None
+        self.finished = False  # the worker thread is over (events complete)
+        self.thread = threading.Thread(target=self._work, name=f"medagent-run-{run_id}", daemon=True)
+
+    # ------------------------------------------------------------------ the worker
+    def _work(self) -> None:
+        try:
+            for event in self.agent.run():
+                self.objects.append(event)
+                self._append(event.to_json())
+                if event.kind == "finished":
+                    self.status, self.notebook = event.status, event.notebook
+        except Exception as exc:  # the loop reports its own failures; this is the last line of defence
+            self._append({"kind": "finished", "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                          "summary": "", "metrics": {}, "notebook": None, "reexecuted_ok": None})
+            self.status = "failed"
+        finally:
+            self.executor.close()
+            self.finished = True
+            self._notify()
+
+    def _append(self, event: dict[str, Any]) -> None:
+        with self._changed:
+            event["seq"] = len(self.events)
+            self.events.append(event)
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        self._notify_loop()
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    # ------------------------------------------------------------------ control
+    def approve(self, cell_id: str, source: str, concerns: list[str]) -> tuple[str, str]:
+        """The Agent's approver: blocks the run's thread until the user decides (or stops)."""
+        self.pending_approval = cell_id
+        try:
+            while True:
+                decided_cell, (decision, edited) = self._decisions.get()
+                if decided_cell in (cell_id, "*"):
+                    return decision, edited if decision == "edit" else source
+        finally:
+            self.pending_approval = None
+
+    def decide(self, cell_id: str, decision: str, source: str | None) -> None:
+        if decision not in DECISIONS:
+            raise RunError(400, f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        if self.pending_approval != cell_id:
+            raise RunError(409, f"cell {cell_id!r} is not waiting for approval"
+                           + (f" (cell {self.pending_approval!r} is)" if self.pending_approval else ""))
+        self._decisions.put((cell_id, (decision, source if source is not None else "")))
+
+    def stop(self) -> None:
+        self.agent.stop()
+        self._decisions.put(("*", ("stop", "")))  # release a pending approval
+
+    def summary(self, root: Path) -> dict[str, Any]:
+        notebook = self.notebook or (str(self.agent.notebook_path) if self.agent.notebook_path.exists() else None)
+        return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
+                "status": self.status, "events": len(self.events), "mode": self.spec.mode,
+                "notebook": _api_path(notebook, root) if notebook else None,
+                "pending_approval": self.pending_approval}
+
+
+class RunManager:
+    def __init__(self, root_dir: str, kernel_manager, loop: asyncio.AbstractEventLoop | None = None):
+        self.root = Path(root_dir).resolve()
+        self.kernels = kernel_manager
+        self.loop = loop
+        self.runs: dict[str, Run] = {}
+        self._tick: asyncio.Event | None = None
+
+    def bind_loop(self) -> None:
+        """Called from the server's coroutines: worker threads wake waiters through this loop."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        if self._tick is None:
+            self._tick = asyncio.Event()
+
+    # ------------------------------------------------------------------ start
+    def start(self, spec: RunRequest) -> Run:
+        from jupyter_medagent.agent.budget import Budget
+        from jupyter_medagent.agent.loop import Agent
+        from jupyter_medagent.agent.task import Task
+        from jupyter_medagent.backends import make_backend
+        from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.notebook import free_path
+        from jupyter_medagent.safety import safety_for
+
+        self.bind_loop()
+        if spec.kernel_id not in self.kernels:
+            raise RunError(404, f"no kernel with id {spec.kernel_id!r}; open the notebook and start its kernel")
+        busy = [r.id for r in self.runs.values() if r.spec.kernel_id == spec.kernel_id and not r.done]
+        if busy:
+            raise RunError(409, f"run {busy[0]} is still working in this kernel; stop it or wait for it to finish")
+        notebook = self.resolve(spec.notebook_path)
+        folder = notebook.parent
+        data = None
+        if spec.data_dir:
+            data = Path(spec.data_dir) if Path(spec.data_dir).is_absolute() else folder / spec.data_dir
+            if not data.is_dir():
+                raise RunError(400, str(DataError(data, "no such folder (relative paths start at the notebook's folder)")))
+            data = str(data.resolve())
+        try:
+            backend = make_backend(spec.backend)
+        except ConfigError as exc:
+            raise RunError(400, str(exc)) from exc
+        run_id = uuid.uuid4().hex[:12]
+        km = self.kernels.get_kernel(spec.kernel_id)
+        executor = KernelClientExecutor(connection_file=km.connection_file, session_id=f"medagent-{run_id}",
+                                        interrupt=lambda: self._interrupt(spec.kernel_id))
+        refined, _ = free_path(folder / f"{notebook.stem}-medagent.ipynb")
+        holder: dict[str, Run] = {}
+        gate, approver = safety_for("approve" if spec.mode == "approve" else "enforce", output_dir=folder, cwd=folder,
+                                    data_dir=data, approver=lambda *a: holder["run"].approve(*a))
+        agent = Agent(Task(spec.request, data, str(folder)), backend, executor, budget=Budget(max_steps=spec.max_steps),
+                      approver=approver, safety=gate, notebook_path=refined)
+        run = holder["run"] = Run(run_id, spec, agent, executor, self._wake)
+        self.runs[run_id] = run
+        run.thread.start()
+        return run
+
+    def get(self, run_id: str) -> Run:
+        if run_id not in self.runs:
+            raise RunError(404, f"no run with id {run_id!r}")
+        return self.runs[run_id]
+
+    def resolve(self, api_path: str) -> Path:
+        path = (self.root / api_path.lstrip("/")).resolve()
+        if not path.is_relative_to(self.root):
+            raise RunError(400, f"{api_path!r} is outside the server's root folder")
+        return path
+
+    # ------------------------------------------------------------------ waiting (server's event loop)
+    def _wake(self) -> None:
+        if self.loop is not None and self._tick is not None:
+            self.loop.call_soon_threadsafe(self._tick.set)
+
+    async def wait_for(self, run: Run, after: int, timeout: float) -> None:
+        """Until the run has events past ``after``, is done, or ``timeout`` passes."""
+        self.bind_loop()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(run.events) <= after and not run.done:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            self._tick.clear()
+            try:
+                await asyncio.wait_for(self._tick.wait(), min(remaining, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    def _interrupt(self, kernel_id: str) -> None:
+        """Interrupt through the server's kernel manager (its call may be a coroutine)."""
+        result = self.kernels.interrupt_kernel(kernel_id)
+        if inspect.isawaitable(result) and self.loop is not None:
+            asyncio.run_coroutine_threadsafe(result, self.loop)
+
+    def shutdown(self) -> None:
+        for run in self.runs.values():
+            if not run.done:
+                run.stop()
+
+
+def _api_path(path: str, root: Path) -> str:
+    resolved = Path(path).resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)

@@ -1,0 +1,22 @@
+// The agent's events as the server sends them (jupyter_medagent/agent/events.py, plus `seq`).
+export interface IAgentEvent {
+  kind: string;
+  seq: number;
+  [key: string]: any;
+}
+
+export interface IEventsReply {
+  events: IAgentEvent[];
+  next: number;
+  done: boolean;
+  status: string;
+}
+
+export interface IBackend {
+  selector: string;
+  label: string;
+  available: boolean;
+  reason: string | null;
+}
+
+export type Decision = 'run' | 'skip' | 'edit' | 'stop';

@@ -1,0 +1,110 @@
+"""JupyterLab with the MedAgent extension on 127.0.0.1, driven by Debian's Chromium through Playwright.
+
+Set MEDAGENT_REQUIRE_BROWSER=1 (``.ci/run`` does) to fail instead of skipping when Chromium is missing.
+Screenshots land in test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+CHROMIUM = os.environ.get("MEDAGENT_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("MEDAGENT_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, chromium_path):
+    """A JupyterLab server on a free port, its root holding a small phantom and a notebook."""
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+
+    root = tmp_path_factory.mktemp("lab")
+    synth_cardiac(root / "data", cases=4, seed=1, pitfalls=["orientation_flip"])
+    for name in ("measure.ipynb", "train.ipynb"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}")])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+        nbformat.write(nb, root / name)
+    port = _free_port()
+    log = open(root / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+         "--ServerApp.disable_check_xsrf=False", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"JupyterLab did not start; see {root / 'jupyterlab.log'}")
+            time.sleep(0.3)
+    yield url, root
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "jupyterlab.log", ARTIFACTS / "jupyterlab.log")
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def kernel_ready(url: str, notebook: str, timeout: float = 60) -> str:
+    """Wait until the notebook's session has a kernel that reports idle; return its id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = json.load(urllib.request.urlopen(f"{url}/api/sessions"))
+        for s in sessions:
+            if s["path"] == notebook and s["kernel"]["execution_state"] == "idle":
+                return s["kernel"]["id"]
+        time.sleep(0.5)
+    raise AssertionError(f"no idle kernel for {notebook}")

@@ -1,0 +1,96 @@
+"""The Jupyter AI persona drives the same server-side run as the sidebar and answers in the chat."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from time import time
+
+import pytest
+
+pytest.importorskip("jupyter_ai_persona_manager")
+
+from jupyterlab_chat.models import Message  # noqa: E402
+from traitlets.config import Configurable  # noqa: E402
+
+from jupyter_medagent.persona import MedAgentPersona  # noqa: E402
+
+
+class Chat:
+    """The slice of jupyterlab_chat's YChat a persona uses, recording what it says."""
+
+    def __init__(self, path):
+        self.path, self.messages = path, {}
+
+    def set_user(self, user):
+        pass
+
+    def get_id(self):
+        return "chat-1"
+
+    def get_path(self):
+        return self.path
+
+    def add_message(self, new):
+        key = f"m{len(self.messages)}"
+        self.messages[key] = new.body
+        return key
+
+    def update_message(self, message, append=False, trigger_actions=None):
+        self.messages[message.id] = (self.messages[message.id] + message.body) if append else message.body
+
+    def get_message(self, key):
+        return Message(id=key, body=self.messages[key], time=time(), sender="medagent")
+
+    def broadcast_writing_status(self, *args, **kwargs):
+        pass
+
+
+class Extension(Configurable):
+    def __init__(self, serverapp):
+        super().__init__()
+        self.serverapp = serverapp
+
+
+class Manager(Configurable):
+    """Stands in for jupyter_ai_persona_manager's PersonaManager: chat, server extension, chat path."""
+
+    def __init__(self, serverapp, chat):
+        super().__init__(parent=Extension(serverapp))
+        self.chat, self.event_logger = chat, None
+
+    def get_chat_path(self, relative=False):
+        return self.chat.path
+
+
+def persona(serverapp, chat_path="studies/cine.chat"):
+    chat = Chat(chat_path)
+    return MedAgentPersona(parent=Manager(serverapp, chat), chat=chat), chat
+
+
+def test_the_persona_is_registered_for_jupyter_ai():
+    found = {ep.name: ep.value for ep in entry_points(group="jupyter_ai.personas")}
+    assert found.get("medagent") == "jupyter_medagent.persona:MedAgentPersona"
+
+
+async def test_a_chat_request_runs_the_agent_and_reports_in_the_chat(jp_serverapp, jp_root_dir):
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+
+    synth_cardiac(jp_root_dir / "studies" / "cine", cases=2, seed=1, pitfalls="none")
+    medagent, chat = persona(jp_serverapp)
+    assert medagent.defaults.name == "MedAgent"
+    await medagent.process_message(Message(
+        id="u1", time=time(), sender="user",
+        body="@MedAgent Compute the LV volumes and ejection fraction of each patient from the given labels. --data cine"))
+    said = "".join(chat.messages.values())
+    assert "Plan:" in said and "Finished: solved" in said
+    assert (jp_root_dir / "studies" / "cine-medagent.ipynb").exists()  # next to the chat, named after it
+    assert not jp_serverapp.kernel_manager.list_kernel_ids()  # its kernel is shut down afterwards
+
+
+async def test_without_a_data_folder_it_says_how_to_ask(jp_serverapp):
+    medagent, chat = persona(jp_serverapp)
+    await medagent.process_message(Message(id="u1", time=time(), sender="user", body="@MedAgent segment my scans"))
+    assert "--data" in list(chat.messages.values())[0]
+    medagent, chat = persona(jp_serverapp)
+    await medagent.process_message(Message(id="u2", time=time(), sender="user", body="@MedAgent segment --data nowhere"))
+    assert "I could not start" in list(chat.messages.values())[0] and "nowhere" in list(chat.messages.values())[0]
