@@ -26,7 +26,9 @@ COMM_TARGET = "jupyter_medagent.events"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="%%medagent", add_help=False)
     parser.add_argument("--data")
-    parser.add_argument("--backend", default="offline")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--vlm-judge", default=None)
+    parser.add_argument("--max-cost", type=float, default=None)
     parser.add_argument("--max-steps", type=int, default=80)
     parser.add_argument("--approve", action="store_true", help="same as --safety approve")
     parser.add_argument("--safety", default="enforce", choices=("enforce", "approve", "off"))
@@ -71,7 +73,7 @@ class MedagentMagics(Magics):
         from jupyter_medagent.agent.budget import Budget
         from jupyter_medagent.agent.loop import Agent
         from jupyter_medagent.agent.task import Task
-        from jupyter_medagent.backends import make_backend
+        from jupyter_medagent.backends import make_backend, make_judges
         from jupyter_medagent.errors import MedagentError
         from jupyter_medagent.kernel import InProcessExecutor
         from jupyter_medagent.safety import safety_for
@@ -79,13 +81,15 @@ class MedagentMagics(Magics):
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
-            _say("options are --data DIR, --backend NAME, --max-steps N, --approve, --safety enforce|approve|off, --out PATH")
+            _say("options are --data DIR, --backend SELECTOR, --vlm-judge SELECTOR, --max-cost USD, --max-steps N, "
+                 "--approve, --safety enforce|approve|off, --out PATH")
             return
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
             return
         try:
             backend = make_backend(args.backend)
+            judges = make_judges(args.vlm_judge)
         except MedagentError as exc:
             _say(str(exc))
             return
@@ -93,8 +97,8 @@ class MedagentMagics(Magics):
         data = str(Path(args.data).resolve()) if args.data else None
         safety, approver = safety_for("approve" if args.approve else args.safety, output_dir=out.parent,
                                       cwd=Path.cwd(), data_dir=data, approver=ask_on_console)
-        agent = Agent(Task(cell, data, str(out.parent)), backend, InProcessExecutor(self.shell),
-                      budget=Budget(max_steps=args.max_steps), approver=approver, safety=safety,
+        agent = Agent(Task(cell, data, str(out.parent)), backend, InProcessExecutor(self.shell), judges=judges,
+                      budget=Budget(max_steps=args.max_steps, max_cost_usd=args.max_cost), approver=approver, safety=safety,
                       notebook_path=out, reexecute=True)
         timeline = Timeline()
         timeline.show()

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     run.add_argument("request", help="what you want, in plain words")
     run.add_argument("--data", required=True, help="folder of scans")
     run.add_argument("--out", default="medagent.ipynb", help="refined notebook to write (default medagent.ipynb)")
-    run.add_argument("--backend", default="offline", help="backend selector (default: offline)")
+    run.add_argument("--backend", default=None,
+                     help="offline (default), anthropic:MODEL or openai:MODEL[@URL]; the config file may set another default")
     run.add_argument("--max-steps", type=int, default=80)
     run.add_argument("--accept", action="append", default=[], metavar="METRIC>=X",
                      help="quality bar, e.g. 'dice_mean>=0.9' or 'ef_abs_error<=3' (repeatable)")
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="synthesise cardiac cine data with planted pitfalls and solve it offline")
     demo.add_argument("--out", default="medagent-demo", help="folder for the data and the notebook")
     demo.add_argument("--cases", type=int, default=20, help="number of synthetic patients (default 20)")
-    demo.add_argument("--backend", default="offline")
+    demo.add_argument("--backend", default=None, help="as for run (default: offline)")
     demo.add_argument("--json", action="store_true")
     add_agent_options(demo)
     demo.set_defaults(handler=demo_command)
@@ -56,7 +57,7 @@ def parse_acceptance(items: list[str]) -> dict[str, list]:
     return acceptance
 
 
-def execute(request: str, data: Path, notebook: Path, backend_selector: str, acceptance: dict, max_steps: int,
+def execute(request: str, data: Path, notebook: Path, backend_selector: str | None, acceptance: dict, max_steps: int,
             quiet: bool, safety: str = "enforce", max_cost: float | None = None,
             vlm_judge: str | None = None) -> tuple[dict, object]:
     """Run one agent session in a kernel of its own; returns (summary, backend)."""

@@ -48,7 +48,10 @@ def save_volume(volume: Volume, path) -> Path:
     """Write a Volume as NIfTI (compressed when the name ends in .gz)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.asarray(volume.array), volume.affine), str(path))
+    array = np.asarray(volume.array)
+    if array.dtype in (np.int64, np.uint64, np.bool_):  # NIfTI readers expect 32-bit labels; nibabel refuses int64
+        array = array.astype(np.int32)
+    nib.save(nib.Nifti1Image(array, volume.affine), str(path))
     return path
 
 
