@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture
