@@ -133,3 +133,16 @@ def test_the_money_budget_stops_before_a_call_that_could_pass_it(server, kernel,
     assert finished.status == "failed" and "money budget" in finished.reason
     assert agent.cost_usd <= 0.20
     assert 1 <= len(srv.requests) < 5
+
+
+def test_stop_is_honoured_while_the_model_is_still_answering(server, kernel, tmp_path):
+    import dataclasses
+    import threading
+
+    srv = server([dataclasses.replace(anthropic_reply(tool=("list_variables", {})), delay_s=4)])
+    agent = Agent(Task("slow", None, str(tmp_path)), backend(srv.url), kernel)
+    threading.Timer(0.5, agent.stop).start()
+    started = time.monotonic()
+    _, finished = run(agent)
+    assert finished.status == "stopped" and time.monotonic() - started < 2.5
+    assert len(srv.requests) == 1  # the call was under way, not refused or retried

@@ -41,7 +41,20 @@ def chromium_path():
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# pytest-jupyter (loaded for tests/server) closes the thread's event loop and cleans up an in-process
+# server after every test. Here Playwright's sync API owns that loop and JupyterLab runs in its own
+# process, so both autouse fixtures stand down.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    yield
+
+
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory, chromium_path):
     """A JupyterLab server on a free port, its root holding a small phantom and a notebook."""
     from jupyter_medagent.imaging.phantom import synth_cardiac
@@ -80,7 +93,7 @@ def lab(tmp_path_factory, chromium_path):
     shutil.copy(root / "jupyterlab.log", ARTIFACTS / "jupyterlab.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
