@@ -51,8 +51,7 @@ class AnthropicBackend:
                 result["cache_control"] = CACHE
             messages.append({"role": "user", "content": [result]})
         messages[-1]["content"].append({"type": "text", "text": progress(view)})
-        tools = [dict(t) for t in view.tools]
-        return {"model": self.model, "max_tokens": self.max_tokens, "tools": tools, "messages": messages,
+        return {"model": self.model, "max_tokens": self.max_tokens, "tools": view.tools, "messages": messages,
                 "system": [{"type": "text", "text": view.system_prompt, "cache_control": CACHE}]}
 
     def next_turn(self, view: AgentView, on_text: Callable[[str], None] | None = None) -> ModelTurn:
@@ -67,8 +66,8 @@ class AnthropicBackend:
                  for b in message.content if b.type == "tool_use"]
         return ModelTurn(text=text, tool_calls=calls, usage=usage)
 
-    def ask_structured(self, system: str, text: str, images: list[bytes], schema: dict[str, Any],
-                       max_cost_usd: float | None = None) -> tuple[dict[str, Any], TokenUsage]:
+    def ask_structured(self, system: str, text: str, images: list[bytes],
+                       schema: dict[str, Any]) -> tuple[dict[str, Any], TokenUsage]:
         """One forced tool call whose input follows ``schema`` (the VLM judge's structured verdict)."""
         tool = {"name": "report", "description": "Report the structured answer.", "input_schema": schema}
         request = {"model": self.model, "max_tokens": 1500, "system": [{"type": "text", "text": system, "cache_control": CACHE}],

@@ -25,6 +25,7 @@ from jupyter_medagent.agent.protocols import Backend, Judge
 from jupyter_medagent.errors import ConfigError
 
 DEFAULT_BACKEND = "offline"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PROVIDER_OPTIONS = {"api_key_env", "base_url", "max_tokens", "timeout", "max_retries", "tools", "images"}
 
 
@@ -111,6 +112,8 @@ def _model_client(kind: str, rest: str, selector: str, config: dict[str, Any]):
     from jupyter_medagent.backends.openai_api import OPENAI_URL, OpenAIBackend
 
     base_url = base_url or OPENAI_URL
+    if urlparse(base_url).hostname in LOCAL_HOSTS and prices.price(model) is None:
+        prices.prices[model] = {"input": 0.0, "output": 0.0}  # served on this machine: no API money spent
     if not api_key and urlparse(base_url).hostname == urlparse(OPENAI_URL).hostname:
         raise ConfigError(f"{selector}: no API key for {base_url}; set {key_env} (or api_key_env in {config_path()})")
     # Local servers (llama.cpp, vLLM, Ollama) accept any key; the SDK insists on one.

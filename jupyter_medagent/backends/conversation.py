@@ -75,15 +75,13 @@ def downsample(png: bytes, max_side: int = MAX_IMAGE_SIDE) -> bytes:
 def estimate_tokens(payload: Any) -> int:
     """A tokenizer-free estimate (no tokenizer files can be fetched here): ~3.5 characters per token for
     code and JSON, images by Anthropic's published rule width*height/750. Used for budget checks."""
-    from PIL import Image
-
     text_chars, image_tokens = 0, 0
 
     def walk(node: Any) -> None:
         nonlocal text_chars, image_tokens
         if isinstance(node, dict):
             if node.get("type") in ("image", "image_url"):
-                image_tokens += _image_tokens(node, Image)
+                image_tokens += _image_tokens(node)
                 return
             for value in node.values():
                 walk(value)
@@ -99,8 +97,10 @@ def estimate_tokens(payload: Any) -> int:
     return int(text_chars / 3.5) + image_tokens
 
 
-def _image_tokens(block: dict, Image) -> int:
+def _image_tokens(block: dict) -> int:
     import base64
+
+    from PIL import Image
 
     data = block.get("source", {}).get("data") or block.get("image_url", {}).get("url", "").partition(",")[2]
     try:

@@ -96,8 +96,8 @@ class OpenAIBackend:
             calls = [call] if call else []
         return ModelTurn(text=text, tool_calls=calls, usage=self.usage(reply.usage))
 
-    def ask_structured(self, system: str, text: str, images: list[bytes], schema: dict[str, Any],
-                       max_cost_usd: float | None = None) -> tuple[dict[str, Any], TokenUsage]:
+    def ask_structured(self, system: str, text: str, images: list[bytes],
+                       schema: dict[str, Any]) -> tuple[dict[str, Any], TokenUsage]:
         """A JSON answer following ``schema`` (the VLM judge's verdict), through a forced function call when
         the server has tools, else through the text protocol."""
         content = self.image_parts(images, text) if images else text

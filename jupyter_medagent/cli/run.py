@@ -104,6 +104,7 @@ def execute(request: str, data: Path, notebook: Path, backend_selector: str | No
                        "note": "training_seconds counts the agent's own training run; re-execution retrains"},
         "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok,
         "backend": backend.name, "model": backend.model, "metrics": metrics,
+        "tokens": agent.tokens, "cost_usd": round(agent.cost_usd, 6),
         "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
         "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
         "repairs": list(getattr(backend, "repairs", [])),

@@ -96,6 +96,7 @@ def test_selectors_keys_and_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     local = make_backend("openai:qwen2.5@http://127.0.0.1:8080/v1")
     assert (local.model, local.base_url, local.native_tools) == ("qwen2.5", "http://127.0.0.1:8080/v1", True)
+    assert local.prices.price("qwen2.5") == {"input": 0.0, "output": 0.0} and local.notice is None  # local: free
     with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
         make_backend("openai:gpt-5")  # the hosted API needs a key; local servers do not
     with pytest.raises(ConfigError, match="names no model"):
