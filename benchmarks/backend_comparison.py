@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from jupyter_medagent.cli.run import execute
+from jupyter_medagent.session import RunOptions
 from jupyter_medagent.imaging.phantom import synth_cardiac
 
 WORDINGS = {
@@ -57,8 +58,9 @@ def main() -> None:
         truth = {p: v["lv_ef_percent"] for p, v in manifest["patients"].items()}
         for selector in args.backends:
             for wording, request in WORDINGS.items():
-                summary, _ = execute(request, data, Path(tmp) / f"{len(rows)}.ipynb", selector, {}, args.max_steps,
-                                     quiet=True, max_cost=args.max_cost)
+                summary, _ = execute(RunOptions(request, str(data), notebook=str(Path(tmp) / f"{len(rows)}.ipynb"),
+                                                backend=selector, max_steps=args.max_steps, max_cost=args.max_cost),
+                                     quiet=True)
                 ok, why = judged(summary, truth)
                 rows.append({"backend": selector, "wording": wording, "solved": ok, "why": why, **{
                     k: summary[k] for k in ("seconds", "steps", "tokens", "cost_usd")}})

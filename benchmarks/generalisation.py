@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tasks import write_lesions, write_spheres  # noqa: E402
 
 from jupyter_medagent.cli.run import execute  # noqa: E402
+from jupyter_medagent.session import RunOptions
 
 
 def spheres_baseline(data: Path, test_cases: set[str], seconds: float) -> float:
@@ -122,15 +123,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spheres = write_spheres(tmp / "spheres")
-        summary, _ = execute("Segment the spheres in these volumes.", spheres, tmp / "spheres.ipynb", "offline", {}, 80, quiet=True)
+        summary, _ = execute(RunOptions("Segment the spheres in these volumes.", str(spheres), notebook=str(tmp / "spheres.ipynb")), quiet=True)
         baseline = spheres_baseline(spheres, held_out(summary), summary["time_split"]["training_seconds"])
         rows.append(("spheres 3D (MONAI synthetic)", summary["status"], f"Dice {summary['dice_mean']:.3f}",
                      f"3D UNet tutorial, same training time: Dice {baseline:.3f}"))
 
         cardiac = tmp / "cardiac"
         manifest = synth_cardiac(cardiac, cases=12, seed=1, pitfalls="all")
-        summary, _ = execute("Compute the LV volumes and ejection fraction of each patient from the given labels.", cardiac,
-                             tmp / "measure.ipynb", "offline", {}, 80, quiet=True)
+        summary, _ = execute(RunOptions("Compute the LV volumes and ejection fraction of each patient from the given labels.",
+                                        str(cardiac), notebook=str(tmp / "measure.ipynb")), quiet=True)
         truth = {p: v["lv_ef_percent"] for p, v in manifest["patients"].items()}
         measured = summary["metrics"].get("ef_measured", {})
         agent_err = np.mean([abs(measured[p] - truth[p]) for p in measured])
@@ -140,8 +141,8 @@ def main() -> None:
                      f"EF error {agent_err:.2f} points on {len(measured)} patients",
                      f"raw files, no checks: EF error {naive_err:.2f} points on {len(naive)} patients"))
         lesions = write_lesions(tmp / "lesions")
-        summary, _ = execute("Classify these scans: which ones show a lesion?", lesions, tmp / "classify.ipynb", "offline",
-                             {}, 80, quiet=True)
+        summary, _ = execute(RunOptions("Classify these scans: which ones show a lesion?", str(lesions),
+                                        notebook=str(tmp / "classify.ipynb")), quiet=True)
         test_cases = {c["case"] for c in _classified(summary)}
         rows.append(("classification (lesion vs normal)", summary["status"],
                      f"balanced accuracy {summary['metrics'].get('balanced_accuracy', float('nan')):.3f}",

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from jupyter_medagent.cli.run import DEMO_ACCEPTANCE, execute
+from jupyter_medagent.session import RunOptions
 from jupyter_medagent.imaging.phantom import synth_cardiac
 
 WORDINGS = {
@@ -23,7 +24,8 @@ def main() -> None:
         synth_cardiac(data, cases=16, seed=2, pitfalls="all")
         print(f"{'wording':9s} {'status':7s} {'dice_mean':>9s} {'ef_err':>7s} {'steps':>5s} {'seconds':>7s}  request")
         for name, request in WORDINGS.items():
-            summary, _ = execute(request, data, Path(tmp) / f"{name}.ipynb", "offline", DEMO_ACCEPTANCE, 80, quiet=True)
+            summary, _ = execute(RunOptions(request, str(data), notebook=str(Path(tmp) / f"{name}.ipynb"),
+                                            acceptance=DEMO_ACCEPTANCE), quiet=True)
             dice = summary["dice_mean"]
             ef = summary["ef_abs_error"]
             print(f"{name:9s} {summary['status']:7s} {dice if dice is None else f'{dice:.3f}':>9} "

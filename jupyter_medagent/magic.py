@@ -70,13 +70,9 @@ class Timeline:
 class MedagentMagics(Magics):
     @cell_magic
     def medagent(self, line: str, cell: str):
-        from jupyter_medagent.agent.budget import Budget
-        from jupyter_medagent.agent.loop import Agent
-        from jupyter_medagent.agent.task import Task
-        from jupyter_medagent.backends import make_backend, make_judges
         from jupyter_medagent.errors import MedagentError
         from jupyter_medagent.kernel import InProcessExecutor
-        from jupyter_medagent.safety import safety_for
+        from jupyter_medagent.session import RunOptions, build_agent
 
         try:
             args = _parser().parse_args(shlex.split(line))
@@ -87,19 +83,13 @@ class MedagentMagics(Magics):
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
             return
+        options = RunOptions(cell, args.data, Path.cwd(), args.out, args.backend, args.vlm_judge, args.max_steps,
+                             args.max_cost, "approve" if args.approve else args.safety)
         try:
-            backend = make_backend(args.backend)
-            judges = make_judges(args.vlm_judge)
+            agent = build_agent(options, lambda folder: InProcessExecutor(self.shell), approver=ask_on_console)
         except MedagentError as exc:
             _say(str(exc))
             return
-        out = Path(args.out) if args.out else Path.cwd() / "medagent.ipynb"
-        data = str(Path(args.data).resolve()) if args.data else None
-        safety, approver = safety_for("approve" if args.approve else args.safety, output_dir=out.parent,
-                                      cwd=Path.cwd(), data_dir=data, approver=ask_on_console)
-        agent = Agent(Task(cell, data, str(out.parent)), backend, InProcessExecutor(self.shell), judges=judges,
-                      budget=Budget(max_steps=args.max_steps, max_cost_usd=args.max_cost), approver=approver, safety=safety,
-                      notebook_path=out, reexecute=True)
         timeline = Timeline()
         timeline.show()
         comm = _open_comm()

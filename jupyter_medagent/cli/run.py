@@ -57,31 +57,16 @@ def parse_acceptance(items: list[str]) -> dict[str, list]:
     return acceptance
 
 
-def execute(request: str, data: Path, notebook: Path, backend_selector: str | None, acceptance: dict, max_steps: int,
-            quiet: bool, safety: str = "enforce", max_cost: float | None = None,
-            vlm_judge: str | None = None) -> tuple[dict, object]:
-    """Run one agent session in a kernel of its own; returns (summary, backend)."""
-    from jupyter_medagent.agent.budget import Budget
-    from jupyter_medagent.agent.loop import Agent
-    from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.agent.task import Task
+def execute(options, quiet: bool) -> tuple[dict, object]:
+    """Run one agent session (``RunOptions``) in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.approval import ask_on_console
-    from jupyter_medagent.backends import make_backend, make_judges
+    from jupyter_medagent.agent.narrate import describe
     from jupyter_medagent.kernel import KernelClientExecutor
-    from jupyter_medagent.safety import safety_for
+    from jupyter_medagent.session import build_agent
 
-    if not data.is_dir():
-        raise DataError(data, "not a folder")
-    backend = make_backend(backend_selector)
-    judges = make_judges(vlm_judge)
     started = time.monotonic()
-    notebook.parent.mkdir(parents=True, exist_ok=True)
-    gate, approver = safety_for(safety, output_dir=notebook.parent, cwd=notebook.parent, data_dir=str(data.resolve()),
-                                approver=ask_on_console)
-    executor = KernelClientExecutor(cwd=notebook.parent)
-    agent = Agent(Task(request, str(data.resolve()), str(notebook.parent), acceptance), backend, executor,
-                  judges=judges, budget=Budget(max_steps=max_steps, max_cost_usd=max_cost), approver=approver,
-                  safety=gate, notebook_path=notebook)
+    agent = build_agent(options, lambda folder: KernelClientExecutor(cwd=folder), approver=ask_on_console)
+    backend, executor = agent.backend, agent.executor
     finished = None
     try:
         for event in agent.run():
@@ -112,9 +97,16 @@ def execute(request: str, data: Path, notebook: Path, backend_selector: str | No
     return summary, backend
 
 
+def options_from(args, request: str, data, notebook, acceptance: dict, max_steps: int = 80):
+    from jupyter_medagent.session import RunOptions
+
+    return RunOptions(request, str(data), Path.cwd(), str(notebook), args.backend, args.vlm_judge, max_steps,
+                      args.max_cost, args.safety, acceptance)
+
+
 def run_command(args) -> int:
-    summary, _ = execute(args.request, Path(args.data), Path(args.out), args.backend, parse_acceptance(args.accept),
-                         args.max_steps, quiet=False, safety=args.safety, max_cost=args.max_cost, vlm_judge=args.vlm_judge)
+    summary, _ = execute(options_from(args, args.request, args.data, args.out, parse_acceptance(args.accept),
+                                      args.max_steps), quiet=False)
     _report(summary, args.json)
     return 0 if summary["status"] == "solved" else 1
 
@@ -130,8 +122,8 @@ def demo_command(args) -> int:
     manifest = synth_cardiac(data, cases=args.cases, seed=0, pitfalls="all")
     print(f"Synthesised {len(manifest['cases'])} cine volumes from {args.cases} patients in {data}, "
           f"with {sum(len(c['pitfalls']) for c in manifest['cases'])} planted pitfalls.", file=sys.stderr)
-    summary, backend = execute(DEMO_REQUEST, data, out / "cardiac_demo.ipynb", args.backend, DEMO_ACCEPTANCE, 80,
-                               quiet=False, safety=args.safety, max_cost=args.max_cost, vlm_judge=args.vlm_judge)
+    summary, backend = execute(options_from(args, DEMO_REQUEST, data, out / "cardiac_demo.ipynb", DEMO_ACCEPTANCE),
+                               quiet=False)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["demo"] = demo_checks(manifest, summary, backend)
     _report(summary, args.json)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from jupyter_medagent.errors import ConfigError, DataError, MedagentError
+from jupyter_medagent.errors import MedagentError
 
 MODES = ("auto", "approve")
 DECISIONS = ("run", "skip", "edit", "stop")
@@ -40,6 +40,8 @@ class RunRequest:
     backend: str | None = None
     mode: str = "auto"
     max_steps: int = 80
+    vlm_judge: str | None = None
+    max_cost: float | None = None  # USD
 
     @classmethod
     def from_json(cls, body: Any) -> "RunRequest":
@@ -48,7 +50,8 @@ class RunRequest:
         missing = [k for k in ("request", "kernel_id", "notebook_path") if not str(body.get(k) or "").strip()]
         if missing:
             raise RunError(400, f"missing field(s): {', '.join(missing)}")
-        unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps"}
+        unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps",
+                               "vlm_judge", "max_cost"}
         if unknown:
             raise RunError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         mode = body.get("mode") or "auto"
@@ -58,8 +61,13 @@ class RunRequest:
             max_steps = int(body.get("max_steps") or 80)
         except (TypeError, ValueError):
             raise RunError(400, f"max_steps must be a whole number, not {body.get('max_steps')!r}") from None
+        try:
+            max_cost = float(body["max_cost"]) if body.get("max_cost") not in (None, "") else None
+        except (TypeError, ValueError):
+            raise RunError(400, f"max_cost must be a number of US dollars, not {body.get('max_cost')!r}") from None
         return cls(str(body["request"]).strip(), (str(body["data_dir"]).strip() or None) if body.get("data_dir") else None,
-                   str(body["kernel_id"]), str(body["notebook_path"]), body.get("backend") or None, mode, max_steps)
+                   str(body["kernel_id"]), str(body["notebook_path"]), body.get("backend") or None, mode, max_steps,
+                   body.get("vlm_judge") or None, max_cost)
 
 
 class Run:
@@ -157,13 +165,8 @@ class RunManager:
 
     # ------------------------------------------------------------------ start
     def start(self, spec: RunRequest) -> Run:
-        from jupyter_medagent.agent.budget import Budget
-        from jupyter_medagent.agent.loop import Agent
-        from jupyter_medagent.agent.task import Task
-        from jupyter_medagent.backends import make_backend
         from jupyter_medagent.kernel import KernelClientExecutor
-        from jupyter_medagent.notebook import free_path
-        from jupyter_medagent.safety import safety_for
+        from jupyter_medagent.session import RunOptions, build_agent
 
         self.bind_loop()
         if spec.kernel_id not in self.kernels:
@@ -172,28 +175,18 @@ class RunManager:
         if busy:
             raise RunError(409, f"run {busy[0]} is still working in this kernel; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
-        folder = notebook.parent
-        data = None
-        if spec.data_dir:
-            data = Path(spec.data_dir) if Path(spec.data_dir).is_absolute() else folder / spec.data_dir
-            if not data.is_dir():
-                raise RunError(400, str(DataError(data, "no such folder (relative paths start at the notebook's folder)")))
-            data = str(data.resolve())
-        try:
-            backend = make_backend(spec.backend)
-        except ConfigError as exc:
-            raise RunError(400, str(exc)) from exc
+        options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
+                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce")
         run_id = uuid.uuid4().hex[:12]
-        km = self.kernels.get_kernel(spec.kernel_id)
-        executor = KernelClientExecutor(connection_file=km.connection_file, session_id=f"medagent-{run_id}",
-                                        interrupt=lambda: self._interrupt(spec.kernel_id))
-        refined, _ = free_path(folder / f"{notebook.stem}-medagent.ipynb")
         holder: dict[str, Run] = {}
-        gate, approver = safety_for("approve" if spec.mode == "approve" else "enforce", output_dir=folder, cwd=folder,
-                                    data_dir=data, approver=lambda *a: holder["run"].approve(*a))
-        agent = Agent(Task(spec.request, data, str(folder)), backend, executor, budget=Budget(max_steps=spec.max_steps),
-                      approver=approver, safety=gate, notebook_path=refined)
-        run = holder["run"] = Run(run_id, spec, agent, executor, self._wake)
+        km = self.kernels.get_kernel(spec.kernel_id)
+        try:
+            agent = build_agent(options, lambda folder: KernelClientExecutor(
+                connection_file=km.connection_file, session_id=f"medagent-{run_id}",
+                interrupt=lambda: self._interrupt(spec.kernel_id)), approver=lambda *a: holder["run"].approve(*a))
+        except MedagentError as exc:
+            raise RunError(400, str(exc)) from exc
+        run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)
         self.runs[run_id] = run
         run.thread.start()
         return run
