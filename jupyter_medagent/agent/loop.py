@@ -183,6 +183,7 @@ class Agent:
             "cells_written": len(self.draft.cells),
             "cells_kept": len(self.draft.surviving()),
             "cell_errors": tools.errors_seen,
+            "plan": plan.to_dict() if (plan := getattr(self.backend, "plan", None)) else None,
             "repairs": list(getattr(self.backend, "repairs", [])),
             "findings_fixed": list(getattr(self.backend, "fixes", [])),
             "verdicts": tools.verdicts,
@@ -191,9 +192,15 @@ class Agent:
             "reexecuted_ok": reexecuted_ok,
         }
 
+    def _plan_markdown(self) -> str:
+        """The backend's plan as the reader sees it (backends that plan ahead, like the offline planner)."""
+        plan = getattr(self.backend, "plan", None)
+        return plan.markdown() if plan else ""
+
     def _save_draft(self) -> None:
         nb = refined_notebook(self.task.request, self.draft.cells, self.toolbox.metrics,
-                              self._provenance("running", "in progress", None), partial=True)
+                              self._provenance("running", "in progress", None), partial=True,
+                              plan_markdown=self._plan_markdown())
         write_notebook(nb, self.notebook_path)
 
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
@@ -201,7 +208,8 @@ class Agent:
         kept = self.draft.surviving()
         reexecuted_ok = None
         if status == "solved" or (status == "failed" and kept):
-            nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None), summary=summary)
+            nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None), summary=summary,
+                                  plan_markdown=self._plan_markdown())
             write_notebook(nb, self.notebook_path)
             if self.reexecute and status == "solved" and not self.stopped:
                 yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 # data, so the loop reads findings and metrics without parsing printed text.
 FINDINGS_MIME = "application/vnd.medagent.findings+json"
 METRICS_MIME = "application/vnd.medagent.metrics+json"
+COMPUTE_MIME = "application/vnd.medagent.compute+json"  # the kernel's machine (plan.compute.ComputeFingerprint)
 
 
 # --------------------------------------------------------------------------- executor

@@ -10,6 +10,7 @@ from typing import Any, Callable, Generator
 
 from jupyter_medagent.agent.events import ApprovalRequest, CellExecuted, CellWritten, Event, Render, Verdict
 from jupyter_medagent.agent.protocols import (
+    COMPUTE_MIME,
     FINDINGS_MIME,
     METRICS_MIME,
     ExecutionResult,
@@ -52,6 +53,17 @@ def _medagent_variables(shell):
     return rows
 print(_json.dumps(_medagent_variables(get_ipython())))
 del _medagent_variables
+"""
+
+# Measured in the kernel, not here: the kernel may run on another machine (a gateway, a sandbox with limits).
+MEASURE_COMPUTE = f"""
+def _medagent_machine():
+    from IPython.display import display
+    from jupyter_medagent.plan.compute import compute_fingerprint
+    machine = compute_fingerprint()
+    display({{"text/plain": machine.describe(), "{COMPUTE_MIME}": machine.to_dict()}}, raw=True)
+_medagent_machine()
+del _medagent_machine
 """
 
 
@@ -114,12 +126,28 @@ class Toolbox:
         card = build_data_card(folder)
         findings = [f.to_dict() for f in check_dataset(card)]
         convention = dataset_convention(card, findings)
+        machine = self._machine()
         lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
                  "", f"Quality findings: {len(findings)}"]
         lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
         # File names and header fields are the data's words, not the user's: quoted, never obeyed.
-        return Observation(quote_untrusted("\n".join(lines), "data card"), data={"card": card.to_dict(), "findings": findings,
-                                                   "label_convention": convention})
+        text = quote_untrusted("\n".join(lines), "data card") + f"\nThe kernel's machine: {machine['describe']}"
+        return Observation(text, data={"card": card.to_dict(), "findings": findings, "label_convention": convention,
+                                       "compute": machine["fingerprint"]})
+
+    def _machine(self) -> dict[str, Any]:
+        """The compute fingerprint of the kernel's machine; this process's, if the kernel cannot say."""
+        from jupyter_medagent.plan.compute import ComputeFingerprint, free_ram_gb, usable_cpu_cores
+
+        result = self.executor.execute(MEASURE_COMPUTE)
+        for output in result.outputs:
+            if COMPUTE_MIME in output.get("data", {}):
+                fingerprint = ComputeFingerprint.from_dict(output["data"][COMPUTE_MIME])
+                return {"fingerprint": fingerprint.to_dict(), "describe": fingerprint.describe()}
+        fingerprint = ComputeFingerprint("cpu", usable_cpu_cores(), free_ram_gb())
+        why = result.error["evalue"] if result.error else "no answer"
+        return {"fingerprint": fingerprint.to_dict(),
+                "describe": f"{fingerprint.describe()} (assumed: the kernel could not measure itself: {why[:200]})"}
 
     def tool_add_cell(self, source: str, note: str, run: bool = True) -> ToolResult:
         cell = self.draft.add(source, note)

@@ -77,15 +77,23 @@ def make_judges(selector: str | None = None, config: dict[str, Any] | None = Non
 
 
 def _offline(selector: str, options: str) -> Backend:
-    from jupyter_medagent.backends.offline import OfflineBackend, Settings
+    import dataclasses
 
-    settings = Settings()
+    from jupyter_medagent.backends.offline import OfflineBackend
+    from jupyter_medagent.plan import Preferences
+
+    fields = {f.name: f.type for f in dataclasses.fields(Preferences)}  # annotations as text, e.g. "int | None"
+    values = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
-        if not hasattr(settings, key) or key == "channels":
-            raise ConfigError(f"unknown offline backend option {key!r} in {selector!r}")
-        setattr(settings, key, type(getattr(settings, key))(value))
-    return OfflineBackend(settings)
+        if key not in fields:
+            raise ConfigError(f"unknown offline backend option {key!r} in {selector!r}; known: {', '.join(fields)}")
+        kind = int if fields[key].startswith("int") else float if fields[key].startswith("float") else str
+        try:
+            values[key] = kind(value)
+        except ValueError:
+            raise ConfigError(f"offline backend option {key}={value!r} in {selector!r} is not a {kind.__name__}") from None
+    return OfflineBackend(Preferences(**values))
 
 
 def _model_client(kind: str, rest: str, selector: str, config: dict[str, Any]):

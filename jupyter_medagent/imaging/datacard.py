@@ -62,6 +62,12 @@ class DataCard:
         return tuple(float(s) for s in np.median(spacings, axis=0)) if len(spacings) else ()
 
     @property
+    def median_shape(self) -> tuple[int, ...]:
+        """Median size of the cases along the R, A and S axes (the orientation every case is brought to)."""
+        shapes = [ras_shape(c.shape, c.orientation) for c in self.readable if len(c.shape) >= 3]
+        return tuple(int(s) for s in np.median(np.array(shapes), axis=0)) if shapes else ()
+
+    @property
     def anisotropy(self) -> float:
         spacing = self.median_spacing
         return float(max(spacing) / min(spacing)) if spacing else 1.0
@@ -95,6 +101,7 @@ class DataCard:
             "n_labelled": sum(c.label_path is not None for c in self.cases),
             "n_patients": len(self.patients),
             "median_spacing": self.median_spacing,
+            "median_shape": self.median_shape,
             "anisotropy": round(self.anisotropy, 2),
             "modality": self.modality,
             "label_values": self.label_values,
@@ -147,6 +154,17 @@ class DataCard:
             f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}"
         )
         return summary + "\n\n" + header + "\n" + "\n".join(rows)
+
+
+def ras_shape(shape: tuple[int, ...], orientation: tuple[str, ...]) -> tuple[int, int, int]:
+    """The first three sizes of ``shape`` in R, A, S order (what reorienting to RAS makes of them)."""
+    import nibabel as nib
+
+    ornt = nib.orientations.axcodes2ornt(orientation)
+    out = [0, 0, 0]
+    for voxel_axis, (world_axis, _) in enumerate(ornt[:3]):
+        out[int(world_axis)] = int(shape[voxel_axis])
+    return tuple(out)
 
 
 def _fmt_spacing(spacing) -> str:

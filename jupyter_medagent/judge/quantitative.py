@@ -15,14 +15,10 @@ import numpy as np
 from scipy import ndimage
 
 from jupyter_medagent.agent.protocols import FINDINGS_MIME
+from jupyter_medagent.imaging.conventions import CONVENTIONS
 from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.judge.findings import Finding
 
-# Cardiac conventions: structure name -> label value.
-CONVENTIONS = {
-    "acdc": {"RV": 1, "MYO": 2, "LV": 3},
-    "mnms": {"LV": 1, "MYO": 2, "RV": 3},
-}
 # A flipped/permuted label must explain this much more of the image's variance to be flagged.
 FIT_MARGIN_ABS = 0.04
 FIT_MARGIN_REL = 1.25

@@ -45,14 +45,17 @@ def _code_cell(cell: DraftCell, with_outputs: bool):
 
 
 def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, Any], provenance: dict[str, Any],
-                     *, summary: str = "", partial: bool = False) -> nbformat.NotebookNode:
-    """Title, then each surviving cell preceded by its note, then the results table; provenance in metadata."""
+                     *, summary: str = "", partial: bool = False, plan_markdown: str = "") -> nbformat.NotebookNode:
+    """Title, the plan (when the backend made one), then each surviving cell preceded by its note, then the
+    results table; provenance in metadata."""
     nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
     intro = f"# {_title(request)}\n\n**Request:** {request.strip()}\n\n"
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
               "the notebook re-runs top to bottom on its own.*")
     nb.cells.append(new_markdown_cell(intro))
+    if plan_markdown:
+        nb.cells.append(new_markdown_cell(plan_markdown))
     for cell in cells:
         status = "" if cell.status == "ok" else f"  \n*(status: {cell.status})*"
         nb.cells.append(new_markdown_cell(cell.note + status))

@@ -1,61 +1,81 @@
-"""Slice-wise (2D) and volume (3D) segmentation helpers for generated notebooks.
+"""Segmentation bookkeeping for generated notebooks: training items and whole-volume prediction.
 
-The notebook keeps the choices a reader wants to see (network, loss, transforms,
-split, number of steps) in its own cells; these functions do the bookkeeping.
+The notebook keeps the choices a reader wants to see (network, loss, the MONAI transforms that normalise
+and pad, split, number of steps) in its own cells and passes them in; these functions only do the
+bookkeeping around them.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
 
 from jupyter_medagent.pipelines.cases import Case
 
-
-def zscore(image: np.ndarray) -> np.ndarray:
-    """Per-image z-score: MRI intensities have no absolute unit, so each image is normalised on its own."""
-    data = image.astype(np.float32)
-    return (data - data.mean()) / (data.std() + 1e-6)
+Transform = Callable[[np.ndarray], np.ndarray]  # a MONAI array transform on a channel-first image
 
 
-def common_plane_size(cases: list[Case], multiple: int = 16) -> tuple[int, int]:
-    """The in-plane size every slice is padded or cropped to (largest one, rounded up for the UNet's strides)."""
-    largest = np.max([c.image.shape[:2] for c in cases], axis=0)
-    return tuple(int(np.ceil(s / multiple) * multiple) for s in largest)
+def normalised(image: np.ndarray, normalise: Transform) -> np.ndarray:
+    """A whole volume through the notebook's normalisation, channel first: (1, X, Y, Z)."""
+    return np.asarray(normalise(np.asarray(image, dtype=np.float32)[None]), dtype=np.float32)
 
 
-def _fit(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre-pad or centre-crop a 2D plane to ``size`` (pad value: the plane's minimum)."""
-    out = np.full(size, plane.min(), dtype=plane.dtype)
-    src = [slice(max(0, (s - t) // 2), max(0, (s - t) // 2) + min(s, t)) for s, t in zip(plane.shape, size)]
-    dst = [slice(max(0, (t - s) // 2), max(0, (t - s) // 2) + min(s, t)) for s, t in zip(plane.shape, size)]
-    out[tuple(dst)] = plane[tuple(src)]
-    return out
+def slice_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.ndarray]]:
+    """One {"image", "label"} item per short-axis slice, channel first, for MONAI dictionary transforms.
 
-
-def slice_dataset(cases: list[Case], size: tuple[int, int]) -> list[dict[str, np.ndarray]]:
-    """One {"image", "label"} item per short-axis slice, channel-first, as MONAI dictionary transforms expect."""
+    Each volume is normalised as a whole before it is sliced, so all slices of a volume share one scale.
+    """
     items = []
     for case in cases:
-        image = zscore(case.image.array)
-        label = np.rint(case.label.array).astype(np.int64)
-        for k in range(image.shape[2]):
-            items.append({"image": _fit(image[..., k], size)[None], "label": _fit(label[..., k], size)[None]})
+        image = normalised(case.image.array, normalise)
+        label = np.rint(case.label.array).astype(np.int64)[None]
+        items += [{"image": image[..., k], "label": label[..., k]} for k in range(image.shape[-1])]
     return items
 
 
+def volume_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.ndarray]]:
+    """One {"image", "label"} item per volume, channel first, for 3D training."""
+    return [{"image": normalised(c.image.array, normalise), "label": np.rint(c.label.array).astype(np.int64)[None]}
+            for c in cases]
+
+
+def foreground_percentiles(cases: list[Case], percentiles=(0.5, 99.5), max_samples: int = 1_000_000) -> tuple[float, ...]:
+    """Intensity percentiles inside the labelled structures of ``cases`` (nnU-Net's CT window)."""
+    values = np.concatenate([np.asarray(c.image.array)[np.asarray(c.label.array) > 0].ravel() for c in cases
+                             if c.label is not None])
+    if values.size == 0:
+        raise ValueError("no labelled voxels to derive an intensity window from")
+    values = values[:: max(1, values.size // max_samples)]
+    return tuple(float(v) for v in np.percentile(values, percentiles))
+
+
 @torch.no_grad()
-def predict_volume_2d(model: torch.nn.Module, image: np.ndarray, size: tuple[int, int], batch: int = 16) -> np.ndarray:
-    """Segment a volume slice by slice; returns a label map of the image's own shape."""
+def predict_volume(model: torch.nn.Module, image: np.ndarray, normalise: Transform, patch, *, device="cpu",
+                   amp: bool = False, batch: int = 16) -> np.ndarray:
+    """Label map with ``image``'s shape: normalised as in training, then MONAI's sliding-window inference with
+    the training patch (slice by slice for a 2D patch, over the whole volume for a 3D one), on ``device``.
+
+    Volumes larger than the patch are covered by overlapping windows; smaller ones are padded and cropped back.
+    """
+    from monai.inferers import sliding_window_inference
+
     model.eval()
-    volume = zscore(image)
-    planes = np.stack([_fit(volume[..., k], size) for k in range(volume.shape[2])])[:, None]
-    labels = []
-    for start in range(0, len(planes), batch):
-        logits = model(torch.from_numpy(planes[start : start + batch]))
-        labels.append(logits.argmax(dim=1).numpy().astype(np.int16))
-    stacked = np.concatenate(labels)  # (slices, H, W)
-    return np.stack([_fit(plane, image.shape[:2]) for plane in stacked], axis=-1)
+    device = torch.device(device)
+    volume = torch.from_numpy(normalised(image, normalise))  # (1, X, Y, Z)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        if len(patch) == 2:
+            slices = volume.permute(3, 0, 1, 2)  # (Z, 1, X, Y): the slices of the volume form the batch
+            labels = [sliding_window_inference(slices[i : i + batch].to(device), roi_size=tuple(patch), sw_batch_size=batch,
+                                               predictor=model, overlap=0.25).argmax(1).cpu()
+                      for i in range(0, len(slices), batch)]
+            out = torch.cat(labels).permute(1, 2, 0)
+        else:
+            logits = sliding_window_inference(volume[None].to(device), roi_size=tuple(patch), sw_batch_size=2,
+                                              predictor=model, overlap=0.25, mode="gaussian")
+            out = logits.argmax(1)[0].cpu()
+    return np.asarray(out, dtype=np.int16)
 
 
 def keep_largest_component(label: np.ndarray, values) -> np.ndarray:

@@ -78,8 +78,8 @@ def test_ordinary_pipeline_code_passes(code, policy, tmp_path):
 def test_the_offline_planners_own_cells_pass(policy):
     from importlib import resources
 
-    folder = resources.files("jupyter_medagent.backends.offline").joinpath("cells")
-    templates = [t for t in folder.iterdir() if t.name.endswith(".py.tmpl")]
+    folder = Path(str(resources.files("jupyter_medagent.plan").joinpath("templates")))
+    templates = list(folder.rglob("*.py.tmpl"))
     assert len(templates) >= 10
     for template in templates:  # placeholders ($name) are valid identifiers once the $ is dropped
         assert check_code(template.read_text().replace("$", ""), policy) == [], template.name

@@ -1,5 +1,5 @@
 """The offline backend: a deterministic expert planner, the default, needing no network."""
 
-from jupyter_medagent.backends.offline.planner import OfflineBackend, Settings
+from jupyter_medagent.backends.offline.planner import OfflineBackend
 
-__all__ = ["OfflineBackend", "Settings"]
+__all__ = ["OfflineBackend"]

@@ -1,11 +1,14 @@
-"""What a request asks for: task type, structures, measures. Vocabulary lives in vocabulary.json."""
+"""What a request asks for: task type, structures, measures, anatomy. The words live in vocabulary.json;
+which structures an anatomy has comes from the label-convention table (imaging/conventions.json)."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
+
+from jupyter_medagent.imaging.conventions import anatomy_structures
 
 VOCABULARY = json.loads(resources.files(__package__).joinpath("vocabulary.json").read_text())
 
@@ -13,7 +16,7 @@ VOCABULARY = json.loads(resources.files(__package__).joinpath("vocabulary.json")
 @dataclass
 class Intent:
     task_types: list[str] = field(default_factory=list)  # segmentation, classification, measurement
-    structures: list[str] = field(default_factory=list)  # LV, MYO, RV, object
+    structures: list[str] = field(default_factory=list)  # e.g. LV, MYO, RV, object
     measures: list[str] = field(default_factory=list)  # ef, volumes, mass, dice
     anatomy: str | None = None  # e.g. "cardiac"
     from_given_labels: bool = False
@@ -22,9 +25,8 @@ class Intent:
     def wants_segmentation(self) -> bool:
         return "segmentation" in self.task_types
 
-    @property
-    def cardiac(self) -> bool:
-        return self.anatomy == "cardiac" or bool({"LV", "MYO", "RV"} & set(self.structures))
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def _mentions(text: str, phrases: list[str]) -> bool:
@@ -38,9 +40,10 @@ def parse_request(request: str) -> Intent:
     intent.structures = [s for s, words in VOCABULARY["structures"].items() if _mentions(text, words)]
     intent.measures = [m for m, words in VOCABULARY["measures"].items() if _mentions(text, words)]
     for name, group in VOCABULARY["anatomy_groups"].items():
-        if _mentions(text, group["words"]):
+        own = anatomy_structures(name)
+        if _mentions(text, group["words"]) or set(own) & set(intent.structures):
             intent.anatomy = name
-            if not intent.structures:  # "the heart" without details: an expert reads the standard structures
-                intent.structures = list(group["structures"])
+            if not intent.structures:  # "the heart" without details: an expert reads its standard structures
+                intent.structures = own
     intent.from_given_labels = _mentions(text, VOCABULARY["measurement_only"])
     return intent
