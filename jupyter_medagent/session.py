@@ -30,6 +30,7 @@ class RunOptions:
     safety: str = "enforce"  # enforce, approve or off
     acceptance: dict[str, list] = field(default_factory=dict)
     reexecute: bool = True
+    kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
 
 
 def resolve_data(data: str | None, base_dir: Path) -> str | None:
@@ -47,6 +48,26 @@ def resolve_data(data: str | None, base_dir: Path) -> str | None:
 def resolve_notebook(options: RunOptions, default_name: str) -> Path:
     path = Path(options.notebook or default_name).expanduser()
     return (path if path.is_absolute() else Path(options.base_dir) / path).resolve()
+
+
+def start_kernel(options: RunOptions, folder: Path):
+    """A new kernel for a run that brings its own (CLI, persona): on the kernel gateway when one is named."""
+    from jupyter_medagent.kernel import KernelClientExecutor
+
+    if options.kernel_gateway:
+        from jupyter_medagent.kernel.gateway import start_gateway_kernel
+
+        return start_gateway_kernel(options.kernel_gateway, cwd=folder)
+    return KernelClientExecutor(cwd=folder)
+
+
+def verification_kernel(options: RunOptions):
+    """What makes the kernel manager the refined notebook is re-run in: the gateway's, when one is named."""
+    if not options.kernel_gateway:
+        return None
+    from jupyter_medagent.kernel.gateway import gateway_kernel_manager
+
+    return lambda: gateway_kernel_manager(options.kernel_gateway)
 
 
 def build_agent(options: RunOptions, make_executor: Callable[[Path], Executor], *, approver: Approver | None = None,
@@ -74,4 +95,5 @@ def build_agent(options: RunOptions, make_executor: Callable[[Path], Executor], 
     executor = make_executor(notebook.parent)
     return Agent(task, backend, executor, judges=judges,
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
-                 approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute)
+                 approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
+                 verification_kernel=verification_kernel(options))

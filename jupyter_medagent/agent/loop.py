@@ -11,7 +11,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
@@ -31,7 +31,7 @@ def load_system_prompt() -> str:
 class Agent:
     def __init__(self, task: Task, backend: Backend, executor: Executor, *, judges: list[Judge] | None = None,
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
-                 notebook_path=None, reexecute: bool = True):
+                 notebook_path=None, reexecute: bool = True, verification_kernel: Callable[[], Any] | None = None):
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
@@ -40,6 +40,7 @@ class Agent:
         requested = Path(notebook_path or Path(task.output_dir) / "medagent.ipynb")
         self.notebook_path, self.notebook_renamed = free_path(requested)
         self.reexecute = reexecute
+        self.verification_kernel = verification_kernel  # makes the kernel manager the re-run uses (None: local)
         self.history: list[Step] = []
         self.tokens = 0
         self.cost_usd = 0.0
@@ -213,7 +214,8 @@ class Agent:
             write_notebook(nb, self.notebook_path)
             if self.reexecute and status == "solved" and not self.stopped:
                 yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")
-                reexecuted_ok, error = reexecute_notebook(self.notebook_path)
+                manager = self.verification_kernel() if self.verification_kernel else None
+                reexecuted_ok, error = reexecute_notebook(self.notebook_path, kernel_manager=manager)
                 if not reexecuted_ok and status == "solved":
                     status, reason = "failed", f"the refined notebook did not re-run on its own: {error}"
         elif self.draft.cells:

@@ -45,6 +45,9 @@ def add_agent_options(parser) -> None:
     parser.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget for model calls")
     parser.add_argument("--vlm-judge", default=None, metavar="SELECTOR",
                         help="also judge rendered slices with a vision-language model, e.g. anthropic:claude-sonnet-4-5")
+    parser.add_argument("--kernel-gateway", default=None, metavar="URL",
+                        help="run the cells (and the verification re-run) in kernels of the Jupyter Kernel Gateway or "
+                             "Enterprise Gateway at URL; the data folder must be visible there at the same path")
 
 
 def parse_acceptance(items: list[str]) -> dict[str, list]:
@@ -61,11 +64,10 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     """Run one agent session (``RunOptions``) in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.approval import ask_on_console
     from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.kernel import KernelClientExecutor
-    from jupyter_medagent.session import build_agent
+    from jupyter_medagent.session import build_agent, start_kernel
 
     started = time.monotonic()
-    agent = build_agent(options, lambda folder: KernelClientExecutor(cwd=folder), approver=ask_on_console)
+    agent = build_agent(options, lambda folder: start_kernel(options, folder), approver=ask_on_console)
     backend, executor = agent.backend, agent.executor
     finished = None
     try:
@@ -101,7 +103,7 @@ def options_from(args, request: str, data, notebook, acceptance: dict, max_steps
     from jupyter_medagent.session import RunOptions
 
     return RunOptions(request, str(data), Path.cwd(), str(notebook), args.backend, args.vlm_judge, max_steps,
-                      args.max_cost, args.safety, acceptance)
+                      args.max_cost, args.safety, acceptance, kernel_gateway=args.kernel_gateway)
 
 
 def run_command(args) -> int:

@@ -26,10 +26,14 @@ POLL_S = 0.5
 class KernelClientExecutor:
     def __init__(self, cwd=None, connection_file: str | None = None, kernel_name: str = "python3",
                  session_id: str | None = None, interrupt: Callable[[], None] | None = None,
-                 env: dict[str, str] | None = None, startup_timeout: float = 60.0):
+                 env: dict[str, str] | None = None, startup_timeout: float = 60.0, client=None, manager=None):
+        """A new local kernel (``cwd``, ``kernel_name``, ``env``), an existing one (``connection_file``), or a
+        client and manager made elsewhere (a kernel gateway's, see kernel/gateway.py)."""
         self._interrupt_callback = interrupt
-        self.manager: KernelManager | None = None
-        if connection_file:
+        self.manager: KernelManager | None = manager
+        if client is not None:
+            self.client = client
+        elif connection_file:
             self.client = BlockingKernelClient(connection_file=connection_file)
             self.client.load_connection_file()
         else:

@@ -93,16 +93,20 @@ def write_notebook(nb: nbformat.NotebookNode, path) -> Path:
     return path
 
 
-def reexecute_notebook(path, timeout: float | None = 1800) -> tuple[bool, str | None]:
-    """Run the notebook top to bottom in a fresh kernel (cwd = its folder); keep the fresh outputs."""
+def reexecute_notebook(path, timeout: float | None = 1800, kernel_manager=None) -> tuple[bool, str | None]:
+    """Run the notebook top to bottom in a fresh kernel (cwd = its folder); keep the fresh outputs.
+
+    ``kernel_manager``: where that kernel runs (e.g. a kernel gateway's manager); None starts a local python3.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, km=kernel_manager, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        client.execute(cleanup_kc=True)  # shut the kernel down also when the manager was given to us
     except CellExecutionError as exc:
         return False, _first_lines(str(exc))
     except Exception as exc:  # kernel died, time-out: the notebook did not re-run

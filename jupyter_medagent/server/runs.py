@@ -166,6 +166,7 @@ class RunManager:
     # ------------------------------------------------------------------ start
     def start(self, spec: RunRequest) -> Run:
         from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunOptions, build_agent
 
         self.bind_loop()
@@ -180,10 +181,15 @@ class RunManager:
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
         km = self.kernels.get_kernel(spec.kernel_id)
+        session_id, interrupt = f"medagent-{run_id}", lambda: self._interrupt(spec.kernel_id)
+
+        def attach(folder):
+            if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
+                return attach_gateway_kernel(km, session_id, interrupt)
+            return KernelClientExecutor(connection_file=km.connection_file, session_id=session_id, interrupt=interrupt)
+
         try:
-            agent = build_agent(options, lambda folder: KernelClientExecutor(
-                connection_file=km.connection_file, session_id=f"medagent-{run_id}",
-                interrupt=lambda: self._interrupt(spec.kernel_id)), approver=lambda *a: holder["run"].approve(*a))
+            agent = build_agent(options, attach, approver=lambda *a: holder["run"].approve(*a))
         except MedagentError as exc:
             raise RunError(400, str(exc)) from exc
         run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)

@@ -391,3 +391,25 @@ def test_repairs_reach_the_event_stream(tmp_path):
     events = list(agent.run())
     repairs = [e for e in events if e.kind == "repair"]
     assert repairs and repairs[0].rule == "out_of_memory" and "batch halved" in repairs[0].reason
+
+
+def test_dead_data_loader_workers_are_replaced_by_loading_in_the_kernel():
+    rule = match_rule({"ename": "RuntimeError", "evalue": "DataLoader worker (pid 4242) is killed by signal: Bus error. "
+                       "It is possible that dataloader's workers are out of shared memory."})
+    assert rule["action"] == "no_workers"
+    planner = Planner(_view(), Preferences(), [])
+    state = {"failed": False}
+    base = answers(compute=H100)
+
+    def answer(call, n):
+        if "model = UNet" in call.arguments.get("source", "") and not state["failed"]:
+            state["failed"] = True
+            error = {"ename": "RuntimeError", "evalue": "DataLoader worker (pid 4242) is killed by signal: Bus error.",
+                     "traceback": []}
+            return Observation("failed", data={"cell_id": "c9", "ok": False, "error": error}, is_error=True)
+        return base(call, n)
+
+    driver = Driver(planner, answer)
+    assert driver.run().arguments["status"] == "solved"
+    data_edit = next(c for _, c in driver.calls if c.name == "edit_cell" and "DataLoader(" in c.arguments["source"])
+    assert "num_workers=0" in data_edit.arguments["source"] and planner.plan.training.workers == 0

@@ -144,6 +144,11 @@ class Planner:
             if describe:
                 describe(plan)
             return change, rerun
+        if rule["action"] == "no_workers" and plan.training and plan.training.workers:
+            change = f"data-loader workers reduced from {plan.training.workers} to 0"
+            plan.training.workers = plan.params["workers"] = 0
+            plan.adjustments.append(change)
+            return change, ["data"]
         if rule["action"] == "patch_to_stride" and plan.training:
             multiple = 2 * math.prod(plan.training.network["strides"])
             patch = [-(-p // multiple) * multiple for p in plan.training.patch]
