@@ -28,8 +28,10 @@ def run(args) -> int:
 
 
 def format_findings(findings: list[dict]) -> str:
+    from jupyter_medagent.judge.quantitative import verdict_of
+
     if not findings:
         return "Findings: none (verdict ok)"
-    lines = [f"Findings: {len(findings)} (verdict flag)"]
+    lines = [f"Findings: {len(findings)} (verdict {verdict_of(findings)})"]
     lines += [f"- [{f['severity']}] {f['case']}: {f['kind']} — {f['message']}" for f in findings]
     return "\n".join(lines)

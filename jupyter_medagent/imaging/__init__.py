@@ -3,7 +3,7 @@
 Plain functions; the agent, the judges and the generated notebooks all call them.
 """
 
-from jupyter_medagent.imaging.datacard import CaseCard, DataCard, build_data_card, find_cases, patient_of
+from jupyter_medagent.imaging.datacard import CaseCard, DataCard, build_data_card, load_pair, patient_of
 from jupyter_medagent.imaging.io import load_volume, reorient, save_volume
 from jupyter_medagent.imaging.metrics import (
     dice_per_label,
@@ -17,6 +17,6 @@ from jupyter_medagent.imaging.volume import Volume
 
 __all__ = [
     "CaseCard", "DataCard", "Montage", "Volume", "build_data_card", "dice_per_label", "ejection_fraction",
-    "find_cases", "hd95_per_label", "load_volume", "myocardial_mass_g", "patient_of", "render_montage",
+    "load_pair", "hd95_per_label", "load_volume", "myocardial_mass_g", "patient_of", "render_montage",
     "reorient", "save_volume", "volumes_ml",
 ]

@@ -1,28 +1,30 @@
 """The data card: what is in a folder of scans, case by case, in derived numbers only.
 
-Like nnU-Net's data fingerprint, it is what the pipeline's configuration is derived
-from (spacing, anisotropy, modality, label set), and like a radiologist's first look
-it lists what does not fit. It never holds voxels or identifying tags, so its text
-form may be shown to a model.
+Like nnU-Net's data fingerprint, it is what the pipeline's configuration is derived from (spacing,
+anisotropy, modality, label set), and like a radiologist's first look it lists what does not fit. The
+layout (ACDC, M&Ms, MSD, nnU-Net, BIDS, DICOM, plain pairs) is recognised by name; cines are attached
+to their patients from their headers alone, and cases are read one at a time, so a card of a hundred
+4D cines stays small in memory. It never holds voxels or identifying tags, so its text form may be
+shown to a model.
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from jupyter_medagent.errors import DataError
-from jupyter_medagent.imaging.io import DICOM_SUFFIXES, NIFTI_SUFFIXES, load_volume
+from jupyter_medagent.imaging.io import load_volume, read_header
+from jupyter_medagent.imaging.layouts import Discovery, Entry, discover, patient_of
 from jupyter_medagent.imaging.volume import Volume
 
-IMAGE_SUFFIXES = NIFTI_SUFFIXES + (".mgz", ".mgh", ".img", ".nrrd")
-LABEL_MARKERS = ("_gt", "_seg", "_label", "_labels", "_mask")
-# Suffixes that name a frame, phase or channel of one patient, stripped to find the patient.
-PATIENT_SUFFIX = re.compile(r"(_(ed|es|frame\d+|t\d+|\d{4}|img|image))+$", re.IGNORECASE)
-CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
+__all__ = ["CaseCard", "DataCard", "build_data_card", "load_pair", "patient_of", "ras_shape"]
+
+STATS_SAMPLE = 2_000_000  # voxels sampled for intensity percentiles
 
 
 @dataclass
@@ -31,6 +33,13 @@ class CaseCard:
     patient_id: str
     image_path: str
     label_path: str | None
+    image_frame: int | None = None  # a frame of a 4D file
+    label_frame: int | None = None
+    image_files: list[str] | None = None  # the files of a DICOM series
+    label_kind: str = "image"  # "image" or "dicom-seg"
+    phase: str | None = None  # "ED" or "ES" when the layout says so
+    split: str | None = None  # "training" or "testing" when the layout says so
+    channels: int = 1
     shape: tuple[int, ...] = ()
     spacing: tuple[float, ...] = ()
     orientation: tuple[str, ...] = ()
@@ -44,12 +53,32 @@ class CaseCard:
     group: str | None = None  # the sub-folder holding the image, e.g. a class name
     error: str | None = None  # why the case could not be read
 
+    @property
+    def source(self) -> str:
+        """Where the image is, in words (a frame of a cine, a DICOM series, a file)."""
+        if self.image_files:
+            return f"DICOM series of {len(self.image_files)} file(s) in {Path(self.image_path).name}"
+        if self.image_frame is not None:
+            return f"frame {self.image_frame} of {Path(self.image_path).name}"
+        return Path(self.image_path).name
+
 
 @dataclass
 class DataCard:
     folder: str
     cases: list[CaseCard]
     unpaired_labels: list[str] = field(default_factory=list)
+    layout: str = ""
+    cines: list[dict[str, Any]] = field(default_factory=list)  # patient, path, frames, shape, spacing, ed, es
+    patients_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # Info.cfg, CSV rows (non-identifying)
+    layout_findings: list[Any] = field(default_factory=list)  # Findings about the layout itself
+    label_names: dict[int, str] = field(default_factory=dict)
+    layout_convention: str | None = None  # a label convention the layout itself defines
+    stated_modality: str | None = None  # as the data set's metadata states it
+    skipped: list[str] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    # Identifying values met while reading (DICOM names, IDs, ...): for redacting text, never shown or serialised.
+    identifiers: set[str] = field(default_factory=set, repr=False)
 
     # ----------------------------------------------------------------- across cases
     @property
@@ -58,7 +87,7 @@ class DataCard:
 
     @property
     def median_spacing(self) -> tuple[float, ...]:
-        spacings = np.array([c.spacing[:3] for c in self.readable])
+        spacings = np.array([c.spacing[:3] for c in self.readable if len(c.spacing) >= 3])
         return tuple(float(s) for s in np.median(spacings, axis=0)) if len(spacings) else ()
 
     @property
@@ -75,6 +104,8 @@ class DataCard:
     @property
     def modality(self) -> str | None:
         modalities = {c.modality for c in self.readable if c.modality}
+        if not modalities and self.stated_modality:
+            return self.stated_modality
         return modalities.pop() if len(modalities) == 1 else (", ".join(sorted(modalities)) or None)
 
     @property
@@ -92,11 +123,12 @@ class DataCard:
 
     @property
     def patients(self) -> list[str]:
-        return sorted({c.patient_id for c in self.cases})
+        return sorted({c.patient_id for c in self.cases} | {c["patient"] for c in self.cines})
 
     def to_dict(self) -> dict:
         return {
             "folder": self.folder,
+            "layout": self.layout,
             "n_cases": len(self.cases),
             "n_labelled": sum(c.label_path is not None for c in self.cases),
             "n_patients": len(self.patients),
@@ -105,8 +137,14 @@ class DataCard:
             "anisotropy": round(self.anisotropy, 2),
             "modality": self.modality,
             "label_values": self.label_values,
+            "label_names": {str(k): v for k, v in self.label_names.items()},
+            "layout_convention": self.layout_convention,
             "classes": self.classes,
             "unpaired_labels": self.unpaired_labels,
+            "cines": self.cines,
+            "patients_metadata": self.patients_metadata,
+            "skipped": self.skipped,
+            "series": self.series,
             "cases": [asdict(c) for c in self.cases],
         }
 
@@ -114,34 +152,59 @@ class DataCard:
         """A compact summary for a model: a header, then one line per case."""
         spacing = " x ".join(f"{s:.2f}" for s in self.median_spacing)
         lines = [
-            f"Data folder: {Path(self.folder).name} — {len(self.cases)} cases from {len(self.patients)} patients, "
-            f"{sum(c.label_path is not None for c in self.cases)} with label maps.",
+            f"Data folder: {Path(self.folder).name} ({self.layout or 'layout not recognised'}) — {len(self.cases)} cases "
+            f"from {len(self.patients)} patients, {sum(c.label_path is not None for c in self.cases)} with label maps.",
             f"Median spacing {spacing} mm (anisotropy {self.anisotropy:.1f}); modality {self.modality or 'not stated'}; "
-            f"label values {self.label_values}.",
+            f"label values {self.label_values}" + (f" named {self.label_names}" if self.label_names else "") + ".",
         ]
+        if self.cines:
+            frames = sorted({c["frames"] for c in self.cines})
+            named = sum(c["ed"] is not None for c in self.cines)
+            lines.append(f"Cines (4D, {'/'.join(map(str, frames))} frames) attached to {len(self.cines)} patients; "
+                         f"ED/ES frames known for {named} of them.")
+        if self.patients_metadata:
+            keys = sorted({k for m in self.patients_metadata.values() for k in m})
+            lines.append(f"Patient metadata for {len(self.patients_metadata)} patients: {', '.join(keys)}.")
         if self.classes:
             counts = {g: sum(c.group == g for c in self.cases) for g in self.classes}
             lines.append("Classes from sub-folders: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
         if self.unpaired_labels:
             lines.append(f"Label maps without an image: {', '.join(self.unpaired_labels)}")
+        lines += self.series_lines()
+        if self.skipped:
+            reasons = Counter(item.split(": ", 1)[-1] for item in self.skipped)
+            lines.append("Listed and not used: " + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()))
         for c in self.cases:
             if c.error:
                 lines.append(f"- {c.case_id}: UNREADABLE ({c.error})")
                 continue
             i = c.intensity
             label = "no label" if c.label_path is None else f"labels {_fmt_values(c)}"
+            extra = "".join(f", {x}" for x in (c.phase, c.split, f"{c.channels} channels" if c.channels > 1 else None) if x)
             lines.append(
                 f"- {c.case_id}: {'x'.join(map(str, c.shape))} {c.dtype}, spacing {_fmt_spacing(c.spacing)}, "
-                f"{''.join(c.orientation)}, intensity p0.5/p50/p99.5 {i['p0.5']:.4g}/{i['p50']:.4g}/{i['p99.5']:.4g}, {label}"
+                f"{''.join(c.orientation)}, intensity p0.5/p50/p99.5 {i['p0.5']:.4g}/{i['p50']:.4g}/{i['p99.5']:.4g}, "
+                f"{label}{extra}"
             )
         return "\n".join(lines)
 
+    def series_lines(self) -> list[str]:
+        """DICOM series grouped by patient and study, with modality and slice count."""
+        lines, last = [], None
+        for s in self.series:
+            if (s["patient"], s["study"]) != last:
+                lines.append(f"{s['patient']} / {s['study']}:")
+                last = (s["patient"], s["study"])
+            lines.append(f"  {s['series']}: {s['modality']}, {s['slices']} slice(s) -> case(s) {', '.join(s['cases'])}")
+        return lines
+
     def _repr_markdown_(self) -> str:
-        header = "| case | patient | shape | spacing (mm) | orientation | intensity p0.5–p99.5 | labels |\n|---|---|---|---|---|---|---|"
+        header = ("| case | patient | shape | spacing (mm) | orientation | intensity p0.5–p99.5 | labels |\n"
+                  "|---|---|---|---|---|---|---|")
         rows = []
         for c in self.cases:
             if c.error:
-                rows.append(f"| {c.case_id} | {c.patient_id} | unreadable: {c.error} | | | | |")
+                rows.append(f"| {c.case_id} | {c.patient_id} | unreadable: {c.error.replace('|', '/')} | | | | |")
                 continue
             rows.append(
                 f"| {c.case_id} | {c.patient_id} | {'×'.join(map(str, c.shape))} | {_fmt_spacing(c.spacing)} | "
@@ -150,9 +213,11 @@ class DataCard:
             )
         spacing = " × ".join(f"{s:.2f}" for s in self.median_spacing)
         summary = (
-            f"**{len(self.cases)} cases, {len(self.patients)} patients** · median spacing {spacing} mm · "
+            f"**{len(self.cases)} cases, {len(self.patients)} patients** · {self.layout} · median spacing {spacing} mm · "
             f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}"
         )
+        if self.cines:
+            summary += f" · {len(self.cines)} cines"
         return summary + "\n\n" + header + "\n" + "\n".join(rows)
 
 
@@ -177,93 +242,30 @@ def _fmt_values(card: CaseCard) -> str:
     return str([int(v) for v in card.label_values])
 
 
-# --------------------------------------------------------------------------- pairing
-def _strip_suffix(name: str) -> str:
-    for suffix in IMAGE_SUFFIXES + DICOM_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+# --------------------------------------------------------------------------- reading cases
+def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
+    """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG)."""
+    from jupyter_medagent.imaging.dicom import load_seg
+
+    image = load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
+    if case.label_path is None:
+        return image, None
+    if case.label_kind == "dicom-seg":
+        return image, load_seg(Path(case.label_path), case.image_files or [case.image_path])
+    return image, load_volume(case.label_path, frame=case.label_frame)
 
 
-def _is_image_file(path: Path) -> bool:
-    name = path.name.lower()
-    return path.is_file() and not name.startswith(".") and name.endswith(IMAGE_SUFFIXES)
-
-
-def _label_marker(stem: str) -> str | None:
-    for marker in LABEL_MARKERS:
-        if stem.lower().endswith(marker):
-            return marker
-    return None
-
-
-def patient_of(case_id: str) -> str:
-    """``patient001_ED`` -> ``patient001``; frames and channels of one patient share it."""
-    stripped = PATIENT_SUFFIX.sub("", case_id)
-    return stripped or case_id
-
-
-def find_cases(folder) -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
-    """Pair images with label maps. Returns ([(case_id, image, label_or_None)], unpaired label files).
-
-    Layouts: nnU-Net (imagesTr/ + labelsTr/, images named ``case_0000``), label files
-    beside their image with a ``_gt``/``_seg``/``_label``/``_mask`` suffix (flat or one
-    folder per patient), and DICOM series folders (one case per folder of .dcm files).
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(root, "not a folder")
-    pairs: list[tuple[str, Path, Path | None]] = []
-    unpaired: list[str] = []
-    images_dirs = [d for d in (root / "imagesTr", root / "imagesTs") if d.is_dir()]
-    if images_dirs:
-        labels_dir = root / "labelsTr"
-        labels = {_strip_suffix(p.name): p for p in labels_dir.iterdir() if _is_image_file(p)} if labels_dir.is_dir() else {}
-        used = set()
-        for images_dir in images_dirs:
-            for image in sorted(p for p in images_dir.iterdir() if _is_image_file(p)):
-                case_id = CHANNEL_SUFFIX.sub("", _strip_suffix(image.name))
-                label = labels.get(case_id) if images_dir.name == "imagesTr" else None
-                if label is not None:
-                    used.add(case_id)
-                pairs.append((case_id, image, label))
-        unpaired = [str(p.relative_to(root)) for key, p in sorted(labels.items()) if key not in used]
-    else:
-        files = sorted(p for p in root.rglob("*") if _is_image_file(p))
-        label_files = {}
-        for path in files:
-            stem = _strip_suffix(path.name)
-            marker = _label_marker(stem)
-            if marker:
-                label_files[(path.parent, stem[: -len(marker)])] = path
-        used = set()
-        for path in files:
-            stem = _strip_suffix(path.name)
-            if _label_marker(stem):
-                continue
-            key = (path.parent, stem)
-            label = label_files.get(key)
-            if label is not None:
-                used.add(key)
-            pairs.append((stem, path, label))
-        unpaired = [str(p.relative_to(root)) for key, p in sorted(label_files.items()) if key not in used]
-        for series in sorted({p.parent for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES}):
-            pairs.append((series.name if series != root else root.name, series, None))
-    return pairs, unpaired
-
-
-# --------------------------------------------------------------------------- the card
-def describe_case(case_id: str, image_path: Path, label_path: Path | None, root: Path | None = None) -> CaseCard:
-    card = CaseCard(case_id, patient_of(case_id), str(image_path), str(label_path) if label_path else None)
-    if root is not None and image_path.parent != root and image_path.parent.parent == root:
-        card.group = image_path.parent.name
+def describe_case(entry: Entry) -> CaseCard:
+    card = CaseCard(entry.case_id, entry.patient_id, entry.image.path, entry.label.path if entry.label else None,
+                    entry.image.frame, entry.label.frame if entry.label else None, entry.image.files,
+                    entry.label.kind if entry.label else "image", entry.phase, entry.split, entry.channels,
+                    group=entry.group)
     try:
-        image = load_volume(image_path)
-        label = load_volume(label_path) if label_path else None
+        image, label = load_pair(card)
+        fill_image_stats(card, image)
     except DataError as exc:
         card.error = str(exc)
         return card
-    fill_image_stats(card, image)
     if label is not None:
         fill_label_stats(card, label)
     return card
@@ -271,21 +273,22 @@ def describe_case(case_id: str, image_path: Path, label_path: Path | None, root:
 
 def fill_image_stats(card: CaseCard, image: Volume) -> None:
     data = np.asarray(image.array, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - finite.sum())
+        what = "all" if bad == data.size else f"{bad:,} of {data.size:,}"
+        raise DataError(image.path, f"{what} voxels are NaN or infinite: the image holds no usable intensities"
+                        if bad == data.size else f"{what} voxels are NaN or infinite")
     # A strided sample keeps percentiles exact enough and loading fast on large volumes.
-    sample = data.ravel()[:: max(1, data.size // 2_000_000)]
+    sample = data.ravel()[:: max(1, data.size // STATS_SAMPLE)]
     p05, p50, p995 = np.percentile(sample, [0.5, 50, 99.5])
     card.shape = image.shape
     card.spacing = image.spacing
     card.orientation = image.orientation
     card.dtype = str(image.array.dtype)
     card.modality = image.modality
-    card.intensity = {
-        "p0.5": float(p05),
-        "p50": float(p50),
-        "p99.5": float(p995),
-        "mean": float(sample.mean()),
-        "std": float(sample.std()),
-    }
+    card.intensity = {"p0.5": float(p05), "p50": float(p50), "p99.5": float(p995), "mean": float(sample.mean()),
+                      "std": float(sample.std())}
 
 
 def fill_label_stats(card: CaseCard, label: Volume) -> None:
@@ -296,14 +299,37 @@ def fill_label_stats(card: CaseCard, label: Volume) -> None:
     card.label_spacing = label.spacing
 
 
+def describe_cine(cine) -> dict[str, Any]:
+    """A cine from its header alone: no voxel is read."""
+    import nibabel as nib
+
+    shape, affine, _ = read_header(cine.source.path)
+    return {"patient": cine.patient_id, "path": cine.source.path, "frames": shape[3] if len(shape) >= 4 else 1,
+            "shape": list(shape), "spacing": [float(s) for s in nib.affines.voxel_sizes(affine)],
+            "ed": cine.ed, "es": cine.es}
+
+
 def build_data_card(folder) -> DataCard:
-    """Find and describe every case under ``folder``. Unreadable files become card entries with
-    their error, so one broken file does not hide the rest; an empty folder is an error."""
+    """Find and describe every case under ``folder``. Unreadable files become card entries with their error,
+    so one broken file does not hide the rest; a folder without any image is an error."""
     root = Path(folder)
-    pairs, unpaired = find_cases(root)
-    if not pairs:
-        if unpaired:
-            raise DataError(root, f"only label maps, no images: {', '.join(unpaired[:5])}")
+    found: Discovery = discover(root)
+    if not found.entries and not found.cines:
+        if found.unpaired_labels:
+            raise DataError(root, f"only label maps, no images: {', '.join(found.unpaired_labels[:5])}")
         raise DataError(root, "no images found (expected NIfTI files, DICOM series, or imagesTr/ + labelsTr/)")
-    cases = [describe_case(case_id, image, label, root) for case_id, image, label in pairs]
-    return DataCard(str(root), cases, unpaired)
+    cines = []
+    for cine in found.cines:
+        try:
+            cines.append(describe_cine(cine))
+        except DataError as exc:
+            found.findings.append(_unreadable_cine(cine, exc))
+    return DataCard(str(root), [describe_case(e) for e in found.entries], found.unpaired_labels, found.layout, cines,
+                    found.patients, found.findings, found.label_names, found.convention, found.modality,
+                    found.skipped, found.series, found.identifiers)
+
+
+def _unreadable_cine(cine, exc: DataError):
+    from jupyter_medagent.judge.findings import Finding
+
+    return Finding(cine.patient_id, "unreadable", "error", str(exc), {"path": cine.source.path})

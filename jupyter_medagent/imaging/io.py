@@ -1,12 +1,15 @@
 """Load NIfTI, DICOM and anything nibabel reads into one Volume type; save NIfTI; reorient.
 
-Identifying DICOM tags (patient name, ID, birth date, ...) are never read into a
-Volume: only the whitelisted, non-identifying fields below reach ``Volume.meta``.
+A 4D file (a cine) can be read one frame at a time through nibabel's array proxy, so a data card of a
+hundred cines never holds them in memory. Before any array is allocated, the size the header claims is
+checked against the file and against free memory: a 64-byte file claiming 1500^3 voxels is an error
+that names the file, not a MemoryError. Identifying DICOM tags never reach a Volume (imaging/dicom.py).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -17,31 +20,47 @@ from jupyter_medagent.errors import DataError
 from jupyter_medagent.imaging.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-# DICOM patient-coordinate (LPS) to nibabel world (RAS): flip x and y.
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+COMPRESSED_SUFFIXES = (".gz", ".mgz")
+GZIP_MAX_RATIO = 1032  # deflate cannot compress better than about 1032:1
+MEMORY_SHARE = 0.8  # of the free memory one array may take
 
 
-def load_volume(path, *, expect_ndim: int | None = None) -> Volume:
-    """Load a NIfTI/nibabel file, a DICOM file or a DICOM series folder.
+def load_volume(path, *, frame: int | None = None, files: list[str] | None = None,
+                expect_ndim: int | None = None) -> Volume:
+    """Load a NIfTI/nibabel file (``frame``: one frame of a 4D file), a DICOM file, a DICOM series folder,
+    or the DICOM files of one series (``files``, as the data card lists them).
 
     ``expect_ndim=3`` rejects 4D data with an error that says how to pick a frame.
     """
+    from jupyter_medagent.imaging import dicom
+
     path = Path(path)
-    if not path.exists():
+    if files:
+        volume = dicom.load_series([Path(f) for f in files], path)
+    elif not path.exists():
         raise DataError(path, "no such file or folder")
-    if path.is_dir():
-        volume = _load_dicom_series(path)
+    elif path.is_dir():
+        volume = dicom.load_series_folder(path)
     elif path.stat().st_size == 0:
         raise DataError(path, "the file is empty")
-    elif _is_dicom(path):
-        volume = _load_dicom_files([path], path)
+    elif dicom.is_dicom(path):
+        volume = dicom.load_series([path], path)
     else:
-        volume = _load_nibabel(path)
+        volume = _load_nibabel(path, frame)
     if expect_ndim is not None and volume.array.ndim != expect_ndim:
         hint = " (4D: pick one frame, e.g. volume.array[..., t])" if volume.array.ndim == 4 else ""
         raise DataError(path, f"expected a {expect_ndim}D image but it is {volume.array.ndim}D with shape {volume.shape}{hint}")
     return volume
+
+
+def read_header(path) -> tuple[tuple[int, ...], np.ndarray, str]:
+    """(shape, affine, dtype) of a NIfTI/nibabel file without reading its voxels."""
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+    except (nib.filebasedimages.ImageFileError, EOFError, OSError, ValueError, zlib.error) as exc:
+        raise DataError(path, f"not a readable image ({_first_line(exc)})") from None
+    return tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=float), str(image.get_data_dtype())
 
 
 def save_volume(volume: Volume, path) -> Path:
@@ -57,8 +76,32 @@ def save_volume(volume: Volume, path) -> Path:
 
 def reorient(volume: Volume, axcodes: tuple[str, ...] = ("R", "A", "S")) -> Volume:
     """Permute/flip voxel axes so they point along ``axcodes``. No interpolation, so labels stay exact."""
-    current = nib.orientations.io_orientation(volume.affine)
     target = nib.orientations.axcodes2ornt(axcodes)
+    return _apply_ornt(volume, target)
+
+
+def reorient_like(volume: Volume, reference: Volume) -> Volume:
+    """``volume`` with its voxel axes permuted/flipped to the orientation of ``reference`` (lossless)."""
+    return _apply_ornt(volume, nib.orientations.io_orientation(reference.affine))
+
+
+def aligned_to(image: Volume, label: Volume) -> Volume | None:
+    """``label`` on ``image``'s voxel grid when the two are the same voxels stored in different orientations
+    (an axis flip or permutation in the header, as exporters do), else None. Lossless: axes are only
+    permuted and flipped."""
+    tolerance = 1e-2 * min(image.spacing[:3])
+    if label.shape[:3] == image.shape[:3] and np.allclose(label.affine, image.affine, atol=tolerance):
+        return None  # already on the same grid
+    if nib.aff2axcodes(label.affine) == nib.aff2axcodes(image.affine):
+        return None  # same orientation, so the difference is not one reorientation can undo
+    candidate = reorient_like(label, image)
+    if candidate.shape[:3] == image.shape[:3] and np.allclose(candidate.affine, image.affine, atol=tolerance):
+        return candidate
+    return None
+
+
+def _apply_ornt(volume: Volume, target: np.ndarray) -> Volume:
+    current = nib.orientations.io_orientation(volume.affine)
     transform = nib.orientations.ornt_transform(current, target)
     spatial = volume.array.shape[:3]
     array = nib.orientations.apply_orientation(volume.array, transform)
@@ -67,107 +110,68 @@ def reorient(volume: Volume, axcodes: tuple[str, ...] = ("R", "A", "S")) -> Volu
 
 
 # --------------------------------------------------------------------------- NIfTI & co
-def _load_nibabel(path: Path) -> Volume:
+def _load_nibabel(path: Path, frame: int | None) -> Volume:
     if path.name.endswith(".gz"):
-        _check_gzip(path)
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise DataError(path, "named .gz but is not gzip-compressed (a text or other file renamed?)")
     try:
         image = nib.load(str(path))
-        array = np.asanyarray(image.dataobj)
-    except (nib.filebasedimages.ImageFileError, EOFError, OSError, ValueError, zlib.error) as exc:
-        raise DataError(path, f"not a readable image ({_first_line(exc)})") from None
+        shape = tuple(int(s) for s in image.shape)
+        check_claimed_size(path, shape if frame is None else shape[:3], image.get_data_dtype().itemsize,
+                           whole_file_shape=shape)
+        if frame is not None:
+            if len(shape) < 4 or not 0 <= frame < shape[3]:
+                frames = shape[3] if len(shape) >= 4 else 1
+                raise DataError(path, f"has no frame {frame} (it has {frames} frame{'s' if frames != 1 else ''}, "
+                                      f"numbered from 0)")
+            array = np.asanyarray(image.dataobj[..., frame])  # only this frame is read into memory
+        else:
+            array = np.asanyarray(image.dataobj)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(path, f"corrupt or truncated gzip data ({_first_line(exc)})") from None
+    except (nib.filebasedimages.ImageFileError, OSError, ValueError) as exc:
+        broken = _gzip_problem(path) if path.name.endswith(".gz") else None
+        raise DataError(path, f"corrupt or truncated gzip data ({broken})" if broken
+                        else f"not a readable image ({_first_line(exc)})") from None
     if array.ndim < 2:
         raise DataError(path, f"not an image: the array has {array.ndim} dimension(s)")
     if array.ndim == 2:
         array = array[..., np.newaxis]
     meta = {"format": type(image).__name__}
+    if frame is not None:
+        meta["frame"] = frame
     return Volume(array, np.asarray(image.affine, dtype=float), str(path), None, meta)
 
 
-def _check_gzip(path: Path) -> None:
-    """A truncated gzip or a text file named .gz fails late inside nibabel; say so plainly."""
-    with open(path, "rb") as handle:
-        if handle.read(2) != b"\x1f\x8b":
-            raise DataError(path, "named .gz but is not gzip-compressed (a text or other file renamed?)")
+def check_claimed_size(path: Path, shape: tuple[int, ...], itemsize: int, *, whole_file_shape=None) -> None:
+    """Refuse to allocate what a header claims when the file cannot hold it, or memory cannot."""
+    import psutil
+
+    whole = math.prod(whole_file_shape or shape) * itemsize
+    size = path.stat().st_size
+    capacity = size * GZIP_MAX_RATIO if path.name.lower().endswith(COMPRESSED_SUFFIXES) else size
+    if whole > capacity:
+        raise DataError(path, f"the header claims {' x '.join(map(str, whole_file_shape or shape))} voxels "
+                              f"({_gb(whole)}) but the file of {size:,} bytes cannot hold them: truncated or corrupt")
+    wanted, free = math.prod(shape) * itemsize, psutil.virtual_memory().available
+    if wanted > free * MEMORY_SHARE:
+        raise DataError(path, f"needs {_gb(wanted)} of memory to load, but only {_gb(free)} are free")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1024**3:.1f} GB" if n >= 1024**3 / 10 else f"{n / 1024**2:.1f} MB"
+
+
+def _gzip_problem(path: Path) -> str | None:
+    """Why a gzip stream is broken, or None if it is whole (only asked once a read has failed)."""
     try:
         with gzip.open(path, "rb") as handle:
             while handle.read(1 << 22):
                 pass
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(path, f"corrupt or truncated gzip data ({_first_line(exc)})") from None
-
-
-# --------------------------------------------------------------------------- DICOM
-def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    if path.name.endswith(NIFTI_SUFFIXES):
-        return False
-    with open(path, "rb") as handle:
-        header = handle.read(132)
-    return header[128:132] == b"DICM"
-
-
-def _load_dicom_series(folder: Path) -> Volume:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_dicom(p))
-    if not files:
-        raise DataError(folder, "folder holds no DICOM files")
-    return _load_dicom_files(files, folder)
-
-
-def _read_dicom(path: Path):
-    import pydicom
-
-    try:
-        return pydicom.dcmread(str(path))
-    except Exception as exc:  # pydicom raises many types for broken files
-        raise DataError(path, f"not a readable DICOM file ({_first_line(exc)})") from None
-
-
-def _load_dicom_files(files: list[Path], source: Path) -> Volume:
-    datasets = [_read_dicom(p) for p in files]
-    for path, ds in zip(files, datasets):
-        if "PixelData" not in ds:
-            raise DataError(path, "DICOM file has no pixel data (a report, DICOMDIR or structured document?)")
-    first = datasets[0]
-    orientation = np.array(getattr(first, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=float)
-    row_dir, col_dir = orientation[:3], orientation[3:]
-    normal = np.cross(row_dir, col_dir)
-    if len(datasets) > 1:
-        datasets.sort(key=lambda ds: float(np.dot(normal, np.array(ds.ImagePositionPatient, dtype=float))))
-    slices = [_dicom_pixels(ds, path) for ds, path in zip(datasets, files)]
-    shapes = {s.shape for s in slices}
-    if len(shapes) != 1:
-        raise DataError(source, f"DICOM slices differ in size: {sorted(shapes)}")
-    # pydicom gives (rows, cols); nibabel's convention is (x=column index, y=row index, z).
-    stack = np.stack([s.T for s in slices], axis=-1) if slices[0].ndim == 2 else slices[0].transpose(2, 1, 0)
-    row_spacing, col_spacing = (float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0]))
-    origin = np.array(getattr(first, "ImagePositionPatient", [0.0, 0.0, 0.0]), dtype=float)
-    if len(datasets) > 1:
-        last = np.array(datasets[-1].ImagePositionPatient, dtype=float)
-        step = (last - origin) / (len(datasets) - 1)
-    else:
-        thickness = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 1.0) or 1.0)
-        step = normal * thickness
-    affine_lps = np.eye(4)
-    affine_lps[:3, 0] = row_dir * col_spacing  # moving along a row = next column
-    affine_lps[:3, 1] = col_dir * row_spacing
-    affine_lps[:3, 2] = step
-    affine_lps[:3, 3] = origin
-    modality = str(getattr(first, "Modality", "")) or None
-    meta = {"format": "DICOM", "slices": len(datasets)}
-    slope = float(getattr(first, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(first, "RescaleIntercept", 0.0) or 0.0)
-    if (slope, intercept) != (1.0, 0.0):
-        stack = stack.astype(np.float32) * slope + intercept
-        meta["rescaled"] = "Hounsfield units" if modality == "CT" else "rescale slope/intercept applied"
-    return Volume(stack, LPS_TO_RAS @ affine_lps, str(source), modality, meta)
-
-
-def _dicom_pixels(ds, path: Path) -> np.ndarray:
-    try:
-        return np.asarray(ds.pixel_array)
-    except Exception as exc:
-        raise DataError(path, f"DICOM pixel data cannot be decoded ({_first_line(exc)})") from None
+        return _first_line(exc)
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """Synthetic short-axis cardiac cine phantom with ACDC labels and optional planted pitfalls.
 
-Each patient gets an end-diastole (ED) and an end-systole (ES) volume: a stack of
+Each patient gets an end-diastole (ED) and an end-systole (ES) volume, or a whole cine of N frames
+whose LV volume curve falls from ED (frame 0) to ES a third of the way through the cycle: a stack of
 8-11 short-axis slices (about 1.4 x 1.4 x 8 mm) from base to apex, with a tapering
 LV cavity, a myocardial ring, an RV crescent on the septal side, papillary
 muscles inside the LV cavity, and surroundings whose intensities overlap the
@@ -14,77 +15,97 @@ voxel volume), so they are exactly what a perfect segmentation would give.
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.imaging.pitfalls import plan_pitfalls, plant
 from jupyter_medagent.judge.findings import PITFALL_KINDS
 
 ACDC_LABELS = {1: "RV", 2: "MYO", 3: "LV"}
 MATRIX = 128  # in-plane voxels
+CINE_FRAMES = 12  # frames per cine when a layout needs one and none was asked for
+SYSTOLE_FRACTION = 0.35  # end-systole falls a third of the way through the cycle
 
 
-def synth_cardiac(out_dir, cases: int = 20, seed: int = 0, pitfalls: str | list[str] = "none") -> dict:
-    """Write ``cases`` patients (ED + ES each) under ``out_dir`` and return the manifest."""
+def synth_cardiac(out_dir, cases: int = 20, seed: int = 0, pitfalls: str | list[str] = "none", *,
+                  layout: str = "nnunet", frames: int = 0, test_cases: int = 0, matrix=(MATRIX, MATRIX)) -> dict:
+    """Write ``cases`` labelled patients (plus ``test_cases`` unlabelled ones) under ``out_dir`` in ``layout``
+    and return the manifest with the truth.
+
+    ``frames``: 0 writes the ED and ES volumes only; N >= 2 simulates a cine of N frames per patient (ED at
+    frame 0, ES at the end of systole), which the ACDC and M&Ms layouts need and default to.
+    ``layout``: nnunet (imagesTr/labelsTr, the default), acdc, mnms or msd (imaging/replicas.py).
+    Pitfalls are planted in the nnunet layout only.
+    """
+    from jupyter_medagent.imaging.replicas import WRITERS
+
     if cases < 1:
         raise ValueError("cases must be at least 1")
+    if layout not in WRITERS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(WRITERS)}")
     kinds = parse_pitfall_kinds(pitfalls)
-    out = Path(out_dir)
-    (out / "imagesTr").mkdir(parents=True, exist_ok=True)
-    (out / "labelsTr").mkdir(parents=True, exist_ok=True)
-    case_ids = [f"patient{p:03d}_{phase}" for p in range(1, cases + 1) for phase in ("ED", "ES")]
-    planted = plan_pitfalls(case_ids, kinds, np.random.default_rng([seed, 7919]))
+    if kinds and layout != "nnunet":
+        raise ValueError("pitfalls are planted in the nnunet layout only")
+    if layout in ("acdc", "mnms") and frames < 2:
+        frames = CINE_FRAMES
+    writer = WRITERS[layout](Path(out_dir), seed, kinds, cases)
+    for number in range(1, cases + test_cases + 1):  # one patient at a time: a cine data set never sits in memory
+        writer.add(simulate_patient(seed, number, frames, tuple(matrix)), labelled=number <= cases)
+    return writer.finish()
 
-    manifest = {
-        "dataset": "jupyter_medagent synthetic cardiac cine (short axis)",
-        "seed": seed,
-        "label_convention": "ACDC",
-        "labels": {str(k): v for k, v in ACDC_LABELS.items()},
-        "pitfall_kinds": list(kinds),
-        "patients": {},
-        "cases": [],
-    }
-    for p in range(1, cases + 1):
-        patient = f"patient{p:03d}"
-        frames = _synth_patient(np.random.default_rng([seed, p]))
-        volumes_ml = {}
-        for phase, (image, label, affine) in frames.items():
-            case = f"{patient}_{phase}"
-            voxel_ml = float(np.prod(nib.affines.voxel_sizes(affine))) / 1000.0
-            volumes_ml[phase] = {name: float((label == value).sum() * voxel_ml) for value, name in ACDC_LABELS.items()}
-            img_arr, lbl_arr, img_aff, lbl_aff = image, label, affine, affine.copy()
-            kind = planted.get(case)
-            if kind:
-                img_arr, lbl_arr, img_aff, lbl_aff, target = plant(kind, image, label, affine, np.random.default_rng([seed, p, 31]))
-            image_file = f"imagesTr/{case}_0000.nii.gz"
-            label_file = f"labelsTr/{case}.nii.gz"
-            nib.save(nib.Nifti1Image(img_arr, img_aff), str(out / image_file))
-            nib.save(nib.Nifti1Image(lbl_arr, lbl_aff), str(out / label_file))
-            manifest["cases"].append(
-                {
-                    "case": case,
-                    "patient": patient,
-                    "phase": phase,
-                    "image": image_file,
-                    "label": label_file,
-                    "pitfalls": [{"kind": kind, "file": target}] if kind else [],
-                }
-            )
-        edv, esv = volumes_ml["ED"]["LV"], volumes_ml["ES"]["LV"]
-        manifest["patients"][patient] = {
-            "lv_edv_ml": round(edv, 3),
-            "lv_esv_ml": round(esv, 3),
-            "lv_ef_percent": round((edv - esv) / edv * 100.0, 3),
-            "rv_edv_ml": round(volumes_ml["ED"]["RV"], 3),
-            "rv_esv_ml": round(volumes_ml["ES"]["RV"], 3),
-            "myo_ed_ml": round(volumes_ml["ED"]["MYO"], 3),
+
+@dataclass
+class SimulatedPatient:
+    number: int
+    frames: list[tuple[np.ndarray, np.ndarray]]  # (image, ACDC label) per time point
+    affine: np.ndarray
+    ed: int  # frame indices, 0-based
+    es: int
+    cine: bool  # frames is a whole cine (else just ED and ES)
+    height_cm: float
+    weight_kg: float
+
+    def truth(self) -> dict:
+        """Volumes measured on the true labels: exactly what a perfect segmentation would give."""
+        voxel_ml = float(np.prod(nib.affines.voxel_sizes(self.affine))) / 1000.0
+        ml = [{name: float((label == value).sum() * voxel_ml) for value, name in ACDC_LABELS.items()}
+              for _, label in self.frames]
+        edv, esv = ml[self.ed]["LV"], ml[self.es]["LV"]
+        bsa = float(np.sqrt(self.height_cm * self.weight_kg / 3600.0))  # Mosteller
+        truth = {
+            "lv_edv_ml": round(edv, 3), "lv_esv_ml": round(esv, 3), "lv_ef_percent": round((edv - esv) / edv * 100.0, 3),
+            "rv_edv_ml": round(ml[self.ed]["RV"], 3), "rv_esv_ml": round(ml[self.es]["RV"], 3),
+            "myo_ed_ml": round(ml[self.ed]["MYO"], 3), "lv_mass_g": round(ml[self.ed]["MYO"] * 1.05, 3),
+            "height_cm": round(self.height_cm, 1), "weight_kg": round(self.weight_kg, 1), "bsa_m2": round(bsa, 4),
         }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+        if self.cine:
+            truth.update(frames=len(self.frames), ed_frame=self.ed, es_frame=self.es,
+                         lv_volume_curve_ml=[round(v["LV"], 3) for v in ml])
+        return truth
+
+
+def simulate_patient(seed: int, number: int, frames: int = 0, matrix=(MATRIX, MATRIX)) -> SimulatedPatient:
+    """Patient ``number`` of the phantom for ``seed``: ED and ES, or a cine of ``frames`` time points."""
+    if frames:
+        es = int(round(SYSTOLE_FRACTION * frames))
+        contractions = [_contraction(t, frames, es) for t in range(frames)]
+        ed = 0
+    else:
+        contractions, ed, es = [0.0, 1.0], 0, 1
+    images, affine = _synth_patient(np.random.default_rng([seed, number]), contractions, matrix)
+    body = np.random.default_rng([seed, number, 101])  # its own stream: adding it changes no anatomy
+    return SimulatedPatient(number, images, affine, ed, es, bool(frames), float(body.uniform(150, 195)),
+                            float(body.uniform(50, 110)))
+
+
+def _contraction(t: int, frames: int, es: int) -> float:
+    """How far systole has gone at frame ``t``: 0 at end-diastole (frame 0), 1 at end-systole (frame ``es``)."""
+    if t <= es:
+        return float((1 - np.cos(np.pi * t / es)) / 2)
+    return float((1 + np.cos(np.pi * (t - es) / (frames - es))) / 2)
 
 
 def parse_pitfall_kinds(pitfalls: str | list[str]) -> tuple[str, ...]:
@@ -101,8 +122,9 @@ def parse_pitfall_kinds(pitfalls: str | list[str]) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- anatomy
-def _synth_patient(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """ED and ES (image, label, affine) for one patient; the two frames share geometry."""
+def _synth_patient(rng: np.random.Generator, contractions: list[float],
+                   matrix: tuple[int, int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """(image, label) per contraction state, and the affine they share."""
     sx = float(rng.uniform(1.30, 1.50))
     sz = float(rng.uniform(7.0, 9.0))
     n_slices = int(rng.integers(8, 12))
@@ -133,32 +155,30 @@ def _synth_patient(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.n
     # About a third of the patients are stored with flipped in-plane axes (LPS-like headers):
     # a legitimate difference the pipeline must handle by reorienting, not a pitfall.
     flip_storage = bool(rng.random() < 0.3)
+    nx, ny = matrix
     affine = np.diag([sx, sx, sz, 1.0])
-    affine[:3, 3] = [-MATRIX * sx / 2, -MATRIX * sx / 2, -n_slices * sz / 2]
+    affine[:3, 3] = [-nx * sx / 2, -ny * sx / 2, -n_slices * sz / 2]
+    if flip_storage:
+        affine = affine @ np.array([[-1, 0, 0, nx - 1], [0, -1, 0, ny - 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
     noise_rng = np.random.default_rng(rng.integers(1 << 31))
-
-    frames = {}
-    for phase in ("ED", "ES"):
-        label, tissue = _anatomy(anatomy, phase, sx, sz, n_slices)
+    frames = []
+    for contraction in contractions:
+        label, tissue = _anatomy(anatomy, contraction, sx, sz, n_slices, matrix)
         image = _appearance(label, tissue, appearance, noise_rng)
         if flip_storage:
             image, label = image[::-1, ::-1].copy(), label[::-1, ::-1].copy()
-            frame_affine = affine @ np.array(
-                [[-1, 0, 0, MATRIX - 1], [0, -1, 0, MATRIX - 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float
-            )
-        else:
-            frame_affine = affine.copy()
-        frames[phase] = (image, label, frame_affine)
-    return frames
+        frames.append((image, label))
+    return frames, affine
 
 
-def _anatomy(a: dict, phase: str, sx: float, sz: float, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
-    """Label map (ACDC values) and a tissue map (0 air, 4 muscle, 5 liver, 6 fat, 7 lung, 8 papillary muscle)."""
-    coords = (np.arange(MATRIX) - MATRIX / 2 + 0.5) * sx
-    x, y = np.meshgrid(coords, coords, indexing="ij")
-    systole = phase == "ES"
-    long_shrink = 0.92 if systole else 1.0
-    area_scale = np.sqrt((1 - a["ef"]) / long_shrink) if systole else 1.0
+def _anatomy(a: dict, contraction: float, sx: float, sz: float, n_slices: int,
+             matrix: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Label map (ACDC values) and a tissue map (0 air, 4 muscle, 5 liver, 6 fat, 7 lung, 8 papillary muscle)
+    at ``contraction`` (0: end-diastole, 1: end-systole)."""
+    nx, ny = matrix
+    x, y = np.meshgrid((np.arange(nx) - nx / 2 + 0.5) * sx, (np.arange(ny) - ny / 2 + 0.5) * sx, indexing="ij")
+    long_shrink = 1.0 - 0.08 * contraction  # the base descends in systole
+    area_scale = np.sqrt((1 - a["ef"] * contraction) / long_shrink)
     length = a["lv_length"] * long_shrink
     r_cav = a["lv_radius"] * area_scale
     # Myocardial area is conserved between ED and ES, so the wall thickens in systole.
@@ -169,7 +189,7 @@ def _anatomy(a: dict, phase: str, sx: float, sz: float, n_slices: int) -> tuple[
     u = (x - a["centre"][0]) * cos + (y - a["centre"][1]) * sin  # along the septum-to-lateral axis
     v = -(x - a["centre"][0]) * sin + (y - a["centre"][1]) * cos
 
-    label = np.zeros((MATRIX, MATRIX, n_slices), dtype=np.uint8)
+    label = np.zeros((nx, ny, n_slices), dtype=np.uint8)
     tissue = np.zeros_like(label)
     body = (x / 88.0) ** 2 + ((y + 5) / 70.0) ** 2 <= 1.0
     fat_layer = body & ((x / 82.0) ** 2 + ((y + 5) / 64.0) ** 2 > 1.0)
@@ -199,7 +219,7 @@ def _anatomy(a: dict, phase: str, sx: float, sz: float, n_slices: int) -> tuple[
         rv_depth = 0.85
         if rel < rv_depth:
             rv_taper = np.sqrt(1.0 - (rel / rv_depth) ** 2)
-            rv_a = r_e * 1.0 * a["rv_scale"] * rv_taper * (np.sqrt(1 - a["rv_ef"]) if systole else 1.0)
+            rv_a = r_e * 1.0 * a["rv_scale"] * rv_taper * np.sqrt(1 - a["rv_ef"] * contraction)
             rv_b = r_e * 1.5 * a["rv_scale"] * rv_taper
             rv_centre = -(0.55 * r_e + 0.25 * rv_a)
             rv_outer = ((u - rv_centre) / max(rv_a, 1e-3)) ** 2 + (v / max(rv_b, 1e-3)) ** 2 <= 1.0
@@ -226,9 +246,7 @@ def _appearance(label: np.ndarray, tissue: np.ndarray, p: dict, rng: np.random.G
     values[label == 2] = p["myo"]
     values[(label == 3) & (tissue == 8)] = p["myo"]  # papillary muscles
     values = ndimage.gaussian_filter(values, sigma=(0.8, 0.8, 0.3))
-    n = label.shape[0]
-    grid = np.linspace(-1, 1, n)
-    gx, gy = np.meshgrid(grid, grid, indexing="ij")
+    gx, gy = np.meshgrid(np.linspace(-1, 1, label.shape[0]), np.linspace(-1, 1, label.shape[1]), indexing="ij")
     bias = np.exp(p["bias"][0] * gx + p["bias"][1] * gy + p["bias"][2] * gx * gy)[..., np.newaxis]
     values = values * bias
     sigma = p["noise"]

@@ -25,6 +25,8 @@ OTHER_KINDS = (
     "fragmented",  # a structure in several disconnected pieces
     "missing_structure",  # an expected structure absent from a prediction
     "unreadable",  # a file that could not be loaded
+    "damaged_layout",  # the folder's layout is broken: a named frame missing, a CSV row missing, a SEG without its series
+    "aligned_by_reorientation",  # image and label stored in different orientations of the same voxels (a note)
 )
 
 FINDING_KINDS = PITFALL_KINDS + OTHER_KINDS

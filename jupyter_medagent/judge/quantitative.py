@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from jupyter_medagent.agent.protocols import FINDINGS_MIME
+from jupyter_medagent.errors import DataError
 from jupyter_medagent.imaging.conventions import CONVENTIONS
 from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.judge.findings import Finding
@@ -33,8 +34,24 @@ def _arr(x) -> np.ndarray:
 
 # --------------------------------------------------------------------------- one pair
 def check_pair(image: Volume, label: Volume, case: str = "", *, convention: str | None = None) -> list[Finding]:
-    """Findings for one image/label pair. ``convention`` ("acdc"/"mnms") enables the cardiac convention check."""
-    findings = _geometry(image, label, case)
+    """Findings for one image/label pair. ``convention`` ("acdc"/"mnms") enables the cardiac convention check.
+
+    A label stored in another orientation of the same voxels (a flip or permutation in the header, whose
+    world positions coincide with the image's) is a note, not an error: it is checked on the image's grid.
+    """
+    from jupyter_medagent.imaging.io import aligned_to
+
+    findings = []
+    aligned = aligned_to(image, label)
+    if aligned is not None:
+        findings.append(Finding(case, "aligned_by_reorientation", "info",
+                                f"label stored in orientation {''.join(label.orientation)}, image in "
+                                f"{''.join(image.orientation)}: the voxels coincide in world space, so the label is "
+                                "reoriented to the image's grid without interpolation",
+                                {"label_orientation": "".join(label.orientation),
+                                 "image_orientation": "".join(image.orientation)}))
+        label = aligned
+    findings += _geometry(image, label, case)
     lab = _arr(label)
     values = np.unique(lab)
     fractional = values[np.mod(values, 1) != 0]
@@ -197,10 +214,11 @@ def _describe(convention: dict[str, int]) -> str:
 
 # --------------------------------------------------------------------------- a whole data set
 def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
-    """All pairs of a DataCard plus checks across cases (label sets, conventions, intensity scale)."""
-    from jupyter_medagent.imaging.io import load_volume
+    """All pairs of a DataCard plus checks across cases (label sets, conventions, intensity scale), and what
+    the layout itself reported (a missing frame, a CSV without a row, a SEG without its series)."""
+    from jupyter_medagent.imaging.datacard import load_pair
 
-    findings: list[Finding] = []
+    findings: list[Finding] = list(card.layout_findings)
     detected: dict[str, str | None] = {}
     for case in card.cases:
         if case.error:
@@ -208,11 +226,15 @@ def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
             continue
         if case.label_path is None:
             continue
-        image, label = load_volume(case.image_path), load_volume(case.label_path)
+        try:
+            image, label = load_pair(case)
+        except DataError as exc:
+            findings.append(Finding(case.case_id, "unreadable", "error", str(exc), {"path": case.label_path}))
+            continue
         pair = check_pair(image, label, case.case_id, convention=convention)
         findings += pair
         if not any(f.kind in ("empty_label", "interpolated_labels", "geometry_mismatch") for f in pair):
-            detected[case.case_id] = detect_convention(np.asarray(label.array).astype(np.int16))
+            detected[case.case_id] = detect_convention(np.rint(label.array).astype(np.int16))
     findings += _dataset_conventions(detected, convention)
     findings += _dataset_label_sets(card)
     findings += _dataset_intensity(card)
@@ -222,17 +244,23 @@ def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
 
 
 def dataset_convention(card, findings=()) -> str | None:
-    """The cardiac label convention most of the data set follows ('acdc', 'mnms' or None if not cardiac)."""
-    from jupyter_medagent.imaging.io import load_volume
+    """The cardiac label convention the data set follows ('acdc', 'mnms' or None if not cardiac): what the
+    labels' shapes show on a few clean cases, else what the data set's own label names or layout say."""
+    from jupyter_medagent.imaging.conventions import convention_from_names
+    from jupyter_medagent.imaging.datacard import load_pair
 
     flagged = {_get(f, "case") for f in findings}
-    votes = Counter()
+    votes, looked = Counter(), 0
     for case in card.readable:
-        if case.label_path and case.case_id not in flagged and case.label_integer:
-            votes[detect_convention(np.rint(load_volume(case.label_path).array).astype(np.int16))] += 1
-            if sum(votes.values()) >= 3:
-                break
-    return votes.most_common(1)[0][0] if votes else None
+        if case.label_path and case.case_id not in flagged and case.label_integer and looked < 3:
+            try:
+                label = load_pair(case)[1]
+            except DataError:
+                continue
+            looked += 1
+            votes[detect_convention(np.rint(label.array).astype(np.int16))] += 1
+    shown = votes.most_common(1)[0][0] if votes else None
+    return shown or convention_from_names(card.label_names) or card.layout_convention
 
 
 def _dataset_conventions(detected: dict[str, str | None], convention: str | None) -> list[Finding]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jupyter_medagent.imaging.datacard import DataCard
-from jupyter_medagent.imaging.io import load_volume, reorient
+from jupyter_medagent.imaging.datacard import DataCard, load_pair
+from jupyter_medagent.imaging.io import aligned_to, reorient
 from jupyter_medagent.imaging.volume import Volume
 
 # What each finding kind does to a case, in words for the notebook's fix table.
@@ -38,14 +38,18 @@ class Case:
     label: Volume | None
     excluded_label: str | None = None  # why the label is not used, if it is not
     group: str | None = None  # class name for classification data (the image's sub-folder)
+    phase: str | None = None  # "ED" or "ES" when the data set says so
 
 
 def load_cases(card: DataCard) -> dict[str, Case]:
-    """Every readable case of the data card, as stored (not yet reoriented)."""
+    """Every readable case of the data card, as stored (not yet reoriented); a label stored in another
+    orientation of the same voxels is put on its image's grid first (losslessly), as the checks saw it."""
     cases = {}
     for c in card.readable:
-        label = load_volume(c.label_path) if c.label_path else None
-        cases[c.case_id] = Case(c.case_id, c.patient_id, load_volume(c.image_path), label, group=c.group)
+        image, label = load_pair(c)
+        if label is not None:
+            label = aligned_to(image, label) or label
+        cases[c.case_id] = Case(c.case_id, c.patient_id, image, label, group=c.group, phase=c.phase)
     return cases
 
 

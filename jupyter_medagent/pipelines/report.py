@@ -9,10 +9,15 @@ from IPython.display import Markdown, display
 from jupyter_medagent.agent.protocols import METRICS_MIME
 
 
+def _cell(value) -> str:
+    """Text for one markdown table cell: a '|' inside it would end the cell, a newline the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def table(rows: list, columns: list[str]) -> None:
     """Show rows as a markdown table (readable in the notebook and in exported HTML)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     display(Markdown("\n".join(lines) if rows else "*(nothing to show)*"))
 
 

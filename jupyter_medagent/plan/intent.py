@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
-from jupyter_medagent.imaging.conventions import anatomy_structures
+from jupyter_medagent.imaging.conventions import SYNONYMS, anatomy_structures
 
 VOCABULARY = json.loads(resources.files(__package__).joinpath("vocabulary.json").read_text())
 
@@ -37,7 +37,8 @@ def parse_request(request: str) -> Intent:
     text = " " + request.lower().replace("\n", " ") + " "
     intent = Intent()
     intent.task_types = [t for t, words in VOCABULARY["task_types"].items() if _mentions(text, words)]
-    intent.structures = [s for s, words in VOCABULARY["structures"].items() if _mentions(text, words)]
+    structures = {**SYNONYMS, **VOCABULARY["structures"]}  # anatomy's own structures, then generic objects
+    intent.structures = [s for s, words in structures.items() if _mentions(text, words)]
     intent.measures = [m for m, words in VOCABULARY["measures"].items() if _mentions(text, words)]
     for name, group in VOCABULARY["anatomy_groups"].items():
         own = anatomy_structures(name)

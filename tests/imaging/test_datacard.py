@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 from jupyter_medagent.errors import DataError
-from jupyter_medagent.imaging import build_data_card, find_cases, patient_of
+from jupyter_medagent.imaging import build_data_card, patient_of
+from jupyter_medagent.imaging.layouts import discover
 
 
 def _write(path, array, spacing=(1.0, 1.0, 1.0)):
@@ -34,12 +37,12 @@ def test_suffix_and_per_patient_layouts(tmp_path):
     _write(tmp_path / "brain_seg.nii.gz", lab)
     _write(tmp_path / "brain.nii.gz", img)
     _write(tmp_path / "orphan_mask.nii.gz", lab)
-    pairs, unpaired = find_cases(tmp_path)
-    by_id = {case: (image.name, label.name if label else None) for case, image, label in pairs}
+    found = discover(tmp_path)
+    by_id = {e.case_id: (Path(e.image.path).name, Path(e.label.path).name if e.label else None) for e in found.entries}
     assert by_id["patient001_frame01"] == ("patient001_frame01.nii.gz", "patient001_frame01_gt.nii.gz")
     assert by_id["patient001_frame12"][1] is None
     assert by_id["brain"] == ("brain.nii.gz", "brain_seg.nii.gz")
-    assert unpaired == ["orphan_mask.nii.gz"]
+    assert found.unpaired_labels == ["orphan_mask.nii.gz"] and found.layout == "folder of images and label maps"
     assert patient_of("patient001_frame12") == "patient001"
 
 

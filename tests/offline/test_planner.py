@@ -39,7 +39,7 @@ def test_three_wordings_reach_the_cardiac_segmentation_with_ef(request_text):
     plan = plan_for(request_text)
     assert plan.recipe == "segmentation_2d" and plan.anatomy == "cardiac"
     assert plan.structures == {1: "RV", 2: "MYO", 3: "LV"} and "ef" in plan.measures
-    assert [s.name for s in plan.steps][-1] == "ejection_fraction"
+    assert [s.name for s in plan.steps][-2:] == ["ejection_fraction", "clinical_measures"]
 
 
 def test_vague_cardiac_request_reads_as_the_standard_cine_analysis():

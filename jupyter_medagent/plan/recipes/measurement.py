@@ -30,7 +30,8 @@ class Measurement(Recipe):
         plan.convention = convention if plan.anatomy else None
         plan.params.update(structures=repr(plan.structures),
                            convention_arg=f", convention={plan.convention!r}" if plan.convention else "",
-                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0))
+                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0),
+                           myo_value=next((v for v, n in plan.structures.items() if n == "MYO"), 0))
         plan.steps = self.data_steps(plan) + [
             self.cell("volumes", "Measure volumes per structure from the labels", "Volume of each structure in every "
                       "case, from the repaired labels (voxel count x voxel volume)."),
@@ -41,5 +42,8 @@ class Measurement(Recipe):
                                         "cavity, end-systole the smaller."))
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
+        if not metrics.get("cases_measured"):
+            return "failed", ("No case could be measured: every label map was missing or had to be excluded (see the "
+                              "fix table and the quality checks).")
         return "solved", (f"Measured the structures from the repaired labels; {len(plan.fixes)} data problem(s) were "
                           "found and handled (see the fix table).")

@@ -51,7 +51,8 @@ class Segmentation(Recipe):
                            n_classes=max(plan.structures) + 1,
                            convention_arg=f", convention={plan.convention!r}" if plan.convention else "",
                            convention=plan.convention or "",
-                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0))
+                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0),
+                           myo_value=next((v for v, n in plan.structures.items() if n == "MYO"), 0))
         steps = self.data_steps(plan) + [
             self.cell("split", "Split by patient into training and held-out sets", "Split by patient, never by frame "
                       "or slice, so no patient is in both the training and the held-out set."),
@@ -76,9 +77,21 @@ class Segmentation(Recipe):
             Step("judge_predictions", "judge", note="predictions"),
         ]
         if cardiac and "ef" in plan.measures:
-            steps.append(self.cell("ejection_fraction", "Compute LV volumes and ejection fraction per patient",
-                                   "LV volumes and ejection fraction per held-out patient from the predicted "
-                                   "segmentations, next to the reference labels' values."))
+            steps.append(self.cell("ejection_fraction", "Check the ejection fraction on held-out patients",
+                                   "How far the ejection fraction from the network's segmentations is from the one "
+                                   "the reference labels give, on held-out patients."))
+            cines = unlabelled_cines(card)
+            if cines:
+                steps.append(self.cell("cine_curves", f"Read the LV volume curves of {len(cines)} cine(s) without "
+                                       "labels", "Patients without reference labels: every frame of their cine is "
+                                       "segmented; the LV volume curve gives end-diastole (its peak), end-systole (its "
+                                       "dip) and the ejection fraction, the way clinical software reads a cine."))
+            steps.append(self.cell("clinical_measures", "Report EDV, ESV, SV, EF and LV mass for every patient",
+                                   "The answer, for every patient: end-diastolic and end-systolic volume, stroke "
+                                   "volume, ejection fraction and LV mass (myocardium x 1.05 g/mL), indexed to body "
+                                   "surface area where height and weight are known; the source column says where "
+                                   "each patient's numbers come from."))
+            plan.params["curves"] = ("{r.patient: r.measures for r in cine_results if r.measures}" if cines else "{}")
         plan.steps = steps
         self.describe_training(plan)
 
@@ -133,12 +146,21 @@ class Segmentation(Recipe):
                    f"mean Dice is {mean:.3f} ({per}).")
         if "ef_abs_error" in metrics:
             summary += f" Ejection fraction differs from the reference labels by {metrics['ef_abs_error']:.1f} points on average."
+        if "patients_reported" in metrics:
+            summary += (f" Volumes, ejection fraction and LV mass are reported for {metrics['patients_reported']} patients, "
+                        "each with the source of its numbers.")
         if plan.fixes:
             summary += (f" The quality checks found {len(plan.fixes)} problem(s) in the data; each was repaired or the "
                         "label excluded, as the fix table shows.")
         if mean >= plan.preferences.dice_bar:
             return "solved", summary
         return "failed", summary + f" This is below the quality bar of {plan.preferences.dice_bar}."
+
+
+def unlabelled_cines(card: dict) -> list[dict]:
+    """Cines of patients none of whose cases has a label map (an ACDC test patient, say)."""
+    labelled = {c["patient_id"] for c in card.get("cases", []) if c.get("label_path")}
+    return [c for c in card.get("cines", []) if c["patient"] not in labelled]
 
 
 def is_ct(card: dict) -> bool:
