@@ -251,7 +251,7 @@ def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
     if case.label_path is None:
         return image, None
     if case.label_kind == "dicom-seg":
-        return image, load_seg(Path(case.label_path), case.image_files or [case.image_path])
+        return image, load_seg(Path(case.label_path), image)
     return image, load_volume(case.label_path, frame=case.label_frame)
 
 

@@ -163,31 +163,29 @@ def _pixels(ds, path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- labels
-def load_seg(path: Path, image_files: list[str]) -> Volume:
-    """A DICOM SEG as a label map on its image's grid: value = segment number (0 = background).
+def load_seg(path: Path, image: Volume) -> Volume:
+    """A DICOM SEG as a label map on ``image``'s voxel grid: value = segment number (0 = background).
 
-    highdicom builds the segmentation's volume; it is then matched to the referenced series' geometry
-    (frames the SEG leaves out are background), so image and label coincide voxel for voxel.
+    highdicom builds the segmentation's volume and matches it to the image's geometry (frames the SEG
+    leaves out are background); the axes are then put in the image's order, so image and label coincide
+    voxel for voxel.
     """
     import highdicom as hd
-    import pydicom
+    import nibabel as nib
+
+    from jupyter_medagent.imaging.io import aligned_to
 
     try:
         seg = hd.seg.segread(str(path))
-        label = seg.get_volume(combine_segments=True, skip_overlap_checks=True, dtype=np.int16)
+        volume = seg.get_volume(combine_segments=True, skip_overlap_checks=True, dtype=np.int16)
+        volume = volume.match_geometry(hd.Volume.from_nibabel(nib.Nifti1Image(np.asarray(image.array), image.affine)))
     except Exception as exc:
-        raise DataError(path, f"DICOM SEG cannot be read as a label volume ({_first_line(exc)})") from None
-    try:
-        datasets = [pydicom.dcmread(str(f)) for f in image_files]
-        reference = (hd.imread(str(image_files[0])).get_volume() if len(datasets) == 1 and
-                     int(datasets[0].get("NumberOfFrames", 1) or 1) > 1 else hd.get_volume_from_series(datasets))
-        label = label.match_geometry(reference)
-    except Exception as exc:
-        raise DataError(path, f"DICOM SEG does not fit the geometry of the series it references ({_first_line(exc)})") from None
-    nifti = label.to_nibabel()
-    return Volume(np.asanyarray(nifti.dataobj).astype(np.int16), np.asarray(nifti.affine, dtype=float), str(path),
-                  "SEG", {"format": "DICOM SEG", "segments": {int(n): seg.get_segment_description(n).segment_label
-                                                             for n in seg.get_segment_numbers()}})
+        raise DataError(path, f"DICOM SEG does not fit the geometry of the series it labels ({_first_line(exc)})") from None
+    nifti = volume.to_nibabel()
+    label = Volume(np.asanyarray(nifti.dataobj).astype(np.int16), np.asarray(nifti.affine, dtype=float), str(path), "SEG",
+                   {"format": "DICOM SEG", "segments": {int(n): seg.get_segment_description(n).segment_label
+                                                       for n in seg.get_segment_numbers()}})
+    return aligned_to(image, label) or label
 
 
 def _first_line(exc: BaseException) -> str:

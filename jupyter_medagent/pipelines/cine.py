@@ -1,7 +1,7 @@
 """Cines (4D short-axis stacks) through a trained model, the way clinical software reads them: every frame
 segmented, the LV volume curve drawn, end-diastole where the curve peaks and end-systole where it dips.
 
-Frames are read one at a time from the 4D file (nibabel's proxy), so a cine is never held in memory whole.
+Cines are read one patient at a time, so a data set of cines is never held in memory whole.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 
 from jupyter_medagent.imaging.io import load_volume, reorient
 from jupyter_medagent.imaging.metrics import volumes_ml
+from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.pipelines.measures import clinical_measures
 from jupyter_medagent.pipelines.segmentation import Transform, predict_volume
 
@@ -38,8 +39,9 @@ def segment_cine(model, cine: dict, normalise: Transform, patch, *, lv: int, myo
                  metadata: dict | None = None) -> CineResult:
     """Segment every frame of ``cine`` (a data-card cine entry) and read the LV volume curve."""
     lv_ml, myo_ml = [], []
+    whole = load_volume(cine["path"])  # one patient's cine at a time; decompressing frame by frame would cost more
     for frame in range(cine["frames"]):
-        volume = reorient(load_volume(cine["path"], frame=frame), ("R", "A", "S"))
+        volume = reorient(Volume(whole.array[..., frame], whole.affine), ("R", "A", "S"))
         prediction = predict_volume(model, volume.array, normalise, patch, device=device, amp=amp)
         ml = volumes_ml(prediction, volume.spacing[:3], labels=[lv, myo])
         lv_ml.append(ml[lv])

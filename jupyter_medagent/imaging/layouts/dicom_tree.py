@@ -3,7 +3,8 @@ grouped by SeriesInstanceUID wherever they sit; several patients, studies and mo
 
 Each image series becomes a case (a series whose slices have several orientations, like a tri-plane
 localizer, becomes one case per orientation, named ``..._planeN``; a series with a gap in its slice positions keeps its longest
-regular run and reports the rest). DICOM SEG objects become the label maps of the series they reference.
+regular run and reports the rest). DICOM SEG objects become the label maps of the series they reference;
+RTSTRUCT contour sets are listed, not yet rasterised.
 DICOMDIR indexes, structured reports, presentation states and other objects without pixels are listed and
 skipped. Patients, studies and series are numbered, never named: identifying values stay out of the card.
 """
@@ -54,6 +55,9 @@ def discover(root: Path, found: Discovery | None = None) -> Discovery:
             found.skipped.append(f"{path.relative_to(root)}: a DICOMDIR index (the files it lists are read directly)")
         elif sop == dicom.SEG_SOP_CLASS:
             segs.append((path, ds))
+        elif sop == dicom.RTSTRUCT_SOP_CLASS:
+            found.skipped.append(f"{path.relative_to(root)}: an RTSTRUCT (its contours are not read as label maps; "
+                                 "export the structures as DICOM SEG to use them)")
         elif "PixelData" not in ds and not ds.get("Rows"):
             found.skipped.append(f"{path.relative_to(root)}: a {modality} object without pixel data (report, "
                                  "presentation state or the like)")
