@@ -95,6 +95,17 @@ def release_cell(token: str) -> str:
     return f"{RELEASE} {token}\n"
 
 
+def install_code(config: dict) -> str:
+    """A cell that installs (or reconfigures) the guard in a kernel from this file's source, so the
+    kernel need not have jupyter_medagent installed; it prints what ``install`` returned."""
+    with open(__file__, encoding="utf-8") as handle:
+        source = handle.read()
+    return (f"def _medagent_guard():\n    namespace = {{'__name__': 'medagent_guard'}}\n"
+            f"    exec(compile({source!r}, '<medagent-guard>', 'exec'), namespace)\n"
+            f"    return namespace['install']({config!r})\n"
+            "print(_medagent_guard())\ndel _medagent_guard\n")
+
+
 def install(config: dict, *, armed_always: bool = False) -> str:
     """Install the hook once per process; later calls reconfigure it (allowed only while unguarded).
     Returns "installed", "configured" or "refused"."""

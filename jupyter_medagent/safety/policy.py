@@ -1,4 +1,5 @@
-"""The safety gate: model-written code is read (never run) before it reaches the user's kernel.
+"""The safety gate: model-written code is read (never run) before it reaches a kernel. A fast first
+opinion with clear reasons, not the barrier: the sandbox and the runtime guard (``isolation/``) are.
 
 ``check_code`` parses a cell (IPython syntax included: ``!cmd`` and ``%magics`` are turned into the
 calls they stand for) and lists what the policy refuses: shell and subprocess escapes, network
@@ -64,8 +65,10 @@ def check_code(code: str, policy: SafetyPolicy) -> list[str]:
     try:
         python = TransformerManager().transform_cell(code)
         tree = ast.parse(python)
-    except SyntaxError:
-        return []  # the kernel reports the syntax error itself; nothing in it can run
+    except SyntaxError as exc:
+        # IPython runs some lines that are not Python (``pip --version`` becomes %pip): never waved through.
+        return [f"is not valid Python after IPython's transformation (line {exc.lineno}: {exc.msg}); IPython might "
+                "run it as a magic or a shell command. Write plain Python"]
     checker = _Checker(policy)
     checker.visit(tree)
     return list(dict.fromkeys(checker.refusals))  # unique, in order
