@@ -32,8 +32,9 @@ import json
 import os
 import sys
 
-MARKER = "# [medagent] model-written cell"
-RELEASE = "# [medagent] release"
+# Spelt in two pieces: this file's own source (compiled in kernels) must not carry the marker.
+MARKER = "# [medagent] " + "model-written cell"
+RELEASE = "# [medagent] " + "release"
 PING = "medagent.guard.ping"
 CONFIGURE = "medagent.guard.configure"
 REFUSAL = "[medagent guard]"
@@ -301,15 +302,13 @@ def _make_hook(config: dict, armed_always: bool):
         elif type(filename) is str and frame is not None and frame.f_code.co_filename in state["files"]:
             state["files"].add(filename)  # code the agent compiles itself stays the agent's
 
-    def library_import(frame) -> bool:
-        """The call comes from a library's module body while it is imported (numpy, monai and
-        scikit-learn set environment variables that way), not from code in a writable folder."""
+    def env_change_by_agent(frame) -> bool:
+        """Model code changes the environment itself or through a magic (``%env``); libraries that set
+        their own variables while they load or run (numpy, monai, torch) are left alone."""
         while frame is not None and frame.f_code.co_filename in ("<frozen os>", os.__file__):
             frame = frame.f_back
-        if frame is None or frame.f_code.co_name != "<module>" or frame.f_code.co_filename in state["files"]:
-            return False
-        real = resolve(frame.f_code.co_filename)
-        return real is not None and not inside(real, state["writable"])
+        return frame is not None and (frame.f_code.co_filename in state["files"]
+                                      or "/IPython/core/magics/" in frame.f_code.co_filename)
 
     def hook(event: str, args: tuple) -> None:
         if event not in _WATCHED:
@@ -396,7 +395,7 @@ def _make_hook(config: dict, armed_always: bool):
         elif event == "os.chdir":
             refuse("changes the working directory")
         elif event in ("os.putenv", "os.unsetenv"):
-            if not library_import(frame):
+            if env_change_by_agent(frame):
                 refuse("changes the environment")
         elif event in ("os.kill", "os.killpg"):
             if event == "os.killpg" or args[0] != pid:

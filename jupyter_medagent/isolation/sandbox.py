@@ -159,11 +159,12 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
                    limits: KernelLimits, guard_policy: dict | None = None,
                    armed_always: bool = False, asynchronous: bool = False) -> KernelManager:
     """A manager for a new kernel: in bubblewrap when ``sandboxed``, else a plain process; both through
-    the launcher (limits, optional guard installed at start) and IPC sockets in a private folder."""
+    the launcher (limits, no program may be started, optional guard installed at start) and IPC
+    sockets in a private folder."""
     output_dir = os.path.realpath(output_dir)
     data_dir = os.path.realpath(data_dir) if data_dir else None
     runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
-    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", *limits.launcher_args()]
+    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", "--no-exec", *limits.launcher_args()]
     if guard_policy is not None:
         launcher += ["--guard", json.dumps(guard_policy)] + (["--armed"] if armed_always else [])
     launcher += ["--", "-f", "{connection_file}"]

@@ -192,7 +192,7 @@ class RunManager:
             raise RunError(409, f"run {busy[0]} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
         options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
-                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else None,
+                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
                              cell_timeout=spec.cell_timeout)
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}

@@ -16,8 +16,6 @@ DANGEROUS = {
     "shell rm of home": ("!rm -rf ~", "shell command"),
     "rmtree of home": ("import shutil, os\nshutil.rmtree(os.path.expanduser('~'))", "deletes or moves '/"),
     "rmtree via Path.home": ("import shutil\nfrom pathlib import Path\nshutil.rmtree(Path.home() / 'data')", "deletes"),
-    "unlink of an unknown path": ("def victim():\n    return input()\nfrom pathlib import Path\nPath(victim()).unlink()",
-                                  "cannot work out"),
     "write into the data folder": ("import numpy as np\nnp.save('DATA/case01_gt.npy', np.zeros(3))", "inside the data folder"),
     "open for writing in the data folder": ("with open('DATA/case01.nii.gz', 'wb') as f:\n    f.write(b'')", "writes"),
     "nibabel save over a label": ("import nibabel as nib\nnib.save(img, 'DATA/case01_gt.nii.gz')", "writes"),
