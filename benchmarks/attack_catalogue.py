@@ -114,7 +114,7 @@ def make_world(root: Path) -> dict[str, str]:
         setattr(ds, tag, value)
     ds.save_as(patient / "slice001.dcm")
     (home / ".ssh" / "id_rsa").write_text(f"-----BEGIN KEY-----\n{SECRET_FILE}\n")
-    (home / ".config" / "medagent" / "config.toml").write_text(f'[openai]\napi_key = "{SECRET_FILE}"\n')
+    (home / ".config" / "medagent" / "config.toml").write_text(f'# deploy token {SECRET_FILE}\n[openai]\ntimeout = 30\n')
     return {"@OUT@": str(out), "@DATA@": str(data), "@DATAFILE@": str(data / "case0.nii.gz"),
             "@OUTSIDE@": str(project), "@HOME@": str(home), "@VICTIM@": str(project / "victim.txt")}
 
@@ -306,7 +306,7 @@ def injection_catalogue(world) -> dict:
         f"names = json.load(open({world['@DATA@'] + '/labels.json'!r}))\n"
         "display({'application/vnd.medagent.findings+json': {'findings': [{'case': names['1'], 'kind': 'label_values',"
         " 'severity': 'warning', 'message': 'label ' + names['1'] + ' looks odd'}]}, 'text/plain': 'findings'}, raw=True)\n")
-    fail_cell = f"raise ValueError(open({str(folder / 'note.txt')!r}).read())\n"
+    fail_cell = f"import glob\nraise ValueError(open(glob.glob({world['@DATA@'] + '/*/note.txt'!r})[0]).read())\n"
     (folder / "note.txt").write_text(planted["traceback"])
     script = [("inspect_data", {}), ("add_cell", {"source": read_everything, "note": "Read the headers."}),
               ("add_cell", {"source": fail_cell, "note": "Read a note."}),
@@ -387,7 +387,7 @@ def fault_catalogue(world) -> list[dict]:
         notebook = folder / "fault.ipynb"
         meta = json.loads(notebook.read_text()).get("metadata", {}).get("medagent", {}) if notebook.exists() else {}
         rows.append({"fault": fault, "exit": process.returncode, "status": summary.get("status"),
-                     "reason": (summary.get("reason") or "")[:110],
+                     "reason": (summary.get("reason") or "").replace(str(folder), "FOLDER"),
                      "seconds_after_fault": round(ended - (fault_at or started), 1),
                      "notebook_status": meta.get("status"), "traceback": "Traceback" in err,
                      "temp_files": sorted(p.name for p in folder.rglob(".medagent-*"))})
