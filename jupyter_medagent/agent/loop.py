@@ -302,13 +302,29 @@ class Agent:
         return reason
 
     def _reexecute(self) -> tuple[bool, str | None]:
+        """The verification re-run, in a worker thread: nbclient takes SIGINT for itself in the main
+        thread (and kills its kernel), so the run would not know the user asked it to stop."""
         manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True) if self.isolation else None
         self._reexecution = manager
+        outcome: dict[str, Any] = {}
+
+        def rerun() -> None:
+            try:
+                outcome["result"] = reexecute_notebook(self.notebook_path, kernel_manager=manager,
+                                                       cwd=self.task.output_dir, scrub=self.redactor.scrub_notebook)
+            except BaseException as exc:  # re-raised in the loop's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=rerun, name="medagent-reexecution", daemon=True)
+        worker.start()
         try:
-            return reexecute_notebook(self.notebook_path, kernel_manager=manager, cwd=self.task.output_dir,
-                                      scrub=self.redactor.scrub_notebook)
+            while worker.is_alive():
+                worker.join(0.25)
         finally:
             self._reexecution = None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None) -> None:
         """Final provenance into the notebook's metadata (after re-execution, which rewrote the file)."""

@@ -1,7 +1,8 @@
 """Isolation as a user meets it: a real sandboxed kernel, the guard in a plain kernel, the CLI in a real
 subprocess (SIGINT, kill -9 of its kernel, a full disk, a time-out), redaction of what a model sees.
 
-The sandbox tests need bubblewrap; with CI=true they fail instead of skipping when it is missing.
+The sandbox tests need bubblewrap; with CI=true or MEDAGENT_REQUIRE_SANDBOX=1 (``.ci/run`` sets it) they
+fail instead of skipping when it is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import attack_catalogue as catalogue  # noqa: E402  (the benchmark's world, cana
 def bwrap():
     problem = sandbox_problem()
     if problem:
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true" or os.environ.get("MEDAGENT_REQUIRE_SANDBOX"):
             pytest.fail(f"the sandbox must be tested in CI: {problem}")
         pytest.skip(problem)
 
