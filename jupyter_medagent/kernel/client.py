@@ -114,8 +114,9 @@ class KernelClientExecutor:
                     error = error_dict(content["ename"], content["evalue"], content["traceback"])
                     output.update(error)
                 append_output(outputs, output)
-        if interrupted_at is not None:
+        if interrupted_at is not None:  # the kernel's KeyboardInterrupt, named for what it was
             error = error_dict("TimeoutError", f"cell interrupted after {timeout:.0f} s (the per-cell time-out)", [])
+            outputs = [o for o in outputs if o.get("output_type") != "error"] + [{"output_type": "error", **error}]
         return ExecutionResult(outputs, error, time.monotonic() - start)
 
     def _unstoppable(self, timeout: float, outputs: list[dict], start: float) -> ExecutionResult:

@@ -43,7 +43,10 @@ def world(tmp_path_factory):
     root = Path(os.path.realpath(ROOT)) / ".test-isolation" / tmp_path_factory.mktemp("w").name
     root.mkdir(parents=True)
     world = catalogue.make_world(root)
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = world["@HOME@"]  # the guard protects the secrets of the home it sees
     yield world
+    os.environ["HOME"] = home
     import shutil
 
     shutil.rmtree(root, ignore_errors=True)
@@ -109,7 +112,7 @@ def test_sandboxed_kernel_sees_no_secrets_no_home_and_no_network(bwrap, tmp_path
                                       "except OSError as e:\n    print(type(e).__name__)")
             text = result.outputs[0]["text"]
             assert "OPENAI_API_KEY" not in text and str(out) in text and str(4096 * 2**20) in text
-            assert "False" in text and "[medagent guard]" in text  # no ~/.ssh; the guard refused the socket
+            assert "False\nGuardRefusal" in text  # no ~/.ssh; the guard refused the socket
         finally:
             executor.close()
         assert not Path(executor.manager.runtime_folder).exists()  # its socket folder went with it
@@ -137,7 +140,7 @@ def test_gate_refuses_what_is_not_python_after_transformation(tmp_path):
     from jupyter_medagent.safety import SafetyPolicy, check_code
 
     policy = SafetyPolicy(tmp_path)
-    assert "not valid Python" in check_code("pip --version", policy)[0]
+    assert "not valid Python" in check_code("pip install requests", policy)[0]
     cleanup = "import glob, os\nfor p in glob.glob('*.tmp'):\n    os.remove(p)"
     assert check_code(cleanup, policy) == []  # the real path is the guard's to judge
 
@@ -225,9 +228,9 @@ def test_kernel_killed_or_sigint_ends_the_run_with_a_marked_partial_notebook(wor
 def test_cell_timeout_interrupts_and_the_run_goes_on(world, tmp_path):
     process, server = _fault_run(world, tmp_path, LONG, "--cell-timeout", "3")
     summary, meta, elapsed, code = _outcome(process, server, tmp_path, time.monotonic())
+    # The 600 s cell was interrupted after 3 s, counted as an error, and the model got its next turn.
     assert summary["status"] == "failed" and summary["summary"] == "gave up" and elapsed < 60
-    cells = [c for c in json.loads((tmp_path / "fault.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
-    assert any("TimeoutError" in json.dumps(c["outputs"]) for c in cells)
+    assert meta["cell_errors"] == 1 and meta["cells_kept"] == 1
 
 
 def test_disk_full_ends_failed_without_traceback_or_temp_files(world, tmp_path):
