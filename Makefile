@@ -1,8 +1,11 @@
 # The two entry points the README promises; both install first (the scripts are idempotent).
-.PHONY: install browser demo test
+.PHONY: install sandbox browser demo test
 
-install:
+install: sandbox
 	bash scripts/install.sh
+
+sandbox:
+	bash scripts/install-sandbox.sh
 
 browser:
 	bash scripts/install-browser.sh

@@ -20,3 +20,11 @@ class ConfigError(MedagentError):
 
 class BackendError(MedagentError):
     """A model backend could not answer: server unreachable, request refused, time-out after retries."""
+
+
+class KernelDied(MedagentError):
+    """The kernel a run was using is gone (killed, out of memory, past its CPU-time limit)."""
+
+
+class NotebookWriteError(MedagentError):
+    """A notebook could not be written (disk full, file too large, no permission)."""

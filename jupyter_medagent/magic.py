@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-cost", type=float, default=None)
     parser.add_argument("--max-steps", type=int, default=80)
     parser.add_argument("--approve", action="store_true", help="same as --safety approve")
-    parser.add_argument("--safety", default="enforce", choices=("enforce", "approve", "off"))
+    parser.add_argument("--safety", default=None, choices=("enforce", "approve", "off"))
+    parser.add_argument("--isolation", default="auto", choices=("auto", "sandbox", "guard", "off"),
+                        help="the runtime guard in this kernel (off: none) and how the verification re-run's kernel "
+                             "is isolated (auto: sandboxed where bubblewrap works)")
+    parser.add_argument("--cell-timeout", type=float, default=None)
     parser.add_argument("--out", help="refined notebook path (default: medagent-<n>.ipynb next to this notebook)")
     return parser
 
@@ -78,15 +82,18 @@ class MedagentMagics(Magics):
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
             _say("options are --data DIR, --backend SELECTOR, --vlm-judge SELECTOR, --max-cost USD, --max-steps N, "
-                 "--approve, --safety enforce|approve|off, --out PATH")
+                 "--approve, --safety enforce|approve|off, --isolation auto|sandbox|guard|off, --cell-timeout S, "
+                 "--out PATH")
             return
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
             return
         options = RunOptions(cell, args.data, Path.cwd(), args.out, args.backend, args.vlm_judge, args.max_steps,
-                             args.max_cost, "approve" if args.approve else args.safety)
+                             args.max_cost, "approve" if args.approve else args.safety, isolation=args.isolation,
+                             cell_timeout=args.cell_timeout)
         try:
-            agent = build_agent(options, lambda folder: InProcessExecutor(self.shell), approver=ask_on_console)
+            agent = build_agent(options, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
+                                approver=ask_on_console, user_kernel=True)
         except MedagentError as exc:
             _say(str(exc))
             return

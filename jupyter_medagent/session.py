@@ -2,8 +2,12 @@
 
 The CLI, the ``%%medagent`` magic, the server extension (sidebar) and the Jupyter AI persona
 each choose where cells run (an executor) and how approvals reach the user (an approver);
-everything else (backend, judges, budgets, safety, data folder, notebook path) is built here,
-so the front doors cannot drift apart.
+everything else (backend, judges, budgets, safety, isolation, output folder, redaction, data
+folder, notebook path) is decided here, so the front doors cannot drift apart.
+
+The output folder is the run's own: next to the notebook, named after it (``analysis_files/`` for
+``analysis.ipynb``); it is the only place model-written code may write, and the working directory
+of every kernel the run starts.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Callable
 
 from jupyter_medagent.agent.protocols import Executor
 from jupyter_medagent.agent.tools import Approver
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.errors import ConfigError, DataError
+from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
 
 
 @dataclass
@@ -27,9 +32,13 @@ class RunOptions:
     vlm_judge: str | None = None
     max_steps: int = 80
     max_cost: float | None = None  # USD, a hard stop for model calls
-    safety: str = "enforce"  # enforce, approve or off
+    safety: str | None = None  # enforce, approve or off; None: enforce, or approve where a model's cells run unsandboxed
     acceptance: dict[str, list] = field(default_factory=dict)
     reexecute: bool = True
+    isolation: str = "auto"  # kernels the run starts: auto (sandbox where bubblewrap works, else guard), sandbox, guard, off
+    cell_timeout: float | None = None  # seconds a cell may run before it is interrupted; None: no limit
+    on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
+    limits: KernelLimits = field(default_factory=KernelLimits.default)
     kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
 
 
@@ -50,31 +59,44 @@ def resolve_notebook(options: RunOptions, default_name: str) -> Path:
     return (path if path.is_absolute() else Path(options.base_dir) / path).resolve()
 
 
-def start_kernel(options: RunOptions, folder: Path):
-    """A new kernel for a run that brings its own (CLI, persona): on the kernel gateway when one is named."""
-    from jupyter_medagent.kernel import KernelClientExecutor
-
-    if options.kernel_gateway:
-        from jupyter_medagent.kernel.gateway import start_gateway_kernel
-
-        return start_gateway_kernel(options.kernel_gateway, cwd=folder)
-    return KernelClientExecutor(cwd=folder)
+def output_folder(notebook: Path) -> Path:
+    """The run's own folder: next to the notebook, named after it."""
+    return notebook.with_name(f"{notebook.stem}_files")
 
 
-def verification_kernel(options: RunOptions):
-    """What makes the kernel manager the refined notebook is re-run in: the gateway's, when one is named."""
-    if not options.kernel_gateway:
-        return None
-    from jupyter_medagent.kernel.gateway import gateway_kernel_manager
+def plan_isolation(mode: str, output_dir: Path, data_dir: str | None, limits: KernelLimits,
+                   gateway: str | None = None) -> KernelIsolation:
+    """What isolation the run's kernels get. ``auto`` takes the sandbox where bubblewrap works and
+    says why not where it does not; ``sandbox`` insists on it. A gateway's kernels run on another
+    machine, under its own rules: the guard watches model-written cells there."""
+    if mode not in ISOLATION_MODES:
+        raise ConfigError(f"unknown isolation {mode!r}; use one of {', '.join(ISOLATION_MODES)}")
+    notice = None
+    if gateway:
+        if mode == "sandbox":
+            raise ConfigError("isolation sandbox is not possible for kernels on a kernel gateway (they run elsewhere)")
+        if mode == "auto":
+            mode, notice = "guard", (f"Kernels run on the gateway at {gateway}, outside this machine's sandbox; the "
+                                     "runtime guard watches model-written cells there.")
+    elif mode in ("auto", "sandbox"):
+        problem = sandbox_problem()
+        if problem is None:
+            mode = "sandbox"
+        elif mode == "sandbox":
+            raise ConfigError(f"isolation sandbox is not possible here: {problem}")
+        else:
+            mode = "guard"
+            notice = (f"Kernels are not sandboxed: {problem}. Model-written cells run behind the runtime guard "
+                      "only (install bubblewrap for the sandbox).")
+    return KernelIsolation(mode, output_dir, data_dir, limits, notice, gateway)
 
-    return lambda: gateway_kernel_manager(options.kernel_gateway)
 
-
-def build_agent(options: RunOptions, make_executor: Callable[[Path], Executor], *, approver: Approver | None = None,
-                default_notebook: str = "medagent.ipynb"):
-    """The Agent for ``options``; cells run through ``make_executor(notebook_folder)``.
+def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
+                approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False):
+    """The Agent for ``options``; cells run through ``make_executor(isolation)``.
 
     ``approver`` is how this front door asks the user about a cell; it is used in approve mode only.
+    ``user_kernel``: the cells run in the user's own kernel (magic, sidebar), which is never sandboxed.
     Raises MedagentError subclasses (unknown backend, missing key, missing folder) before any kernel is
     started or connected to.
     """
@@ -82,18 +104,36 @@ def build_agent(options: RunOptions, make_executor: Callable[[Path], Executor], 
     from jupyter_medagent.agent.budget import Budget
     from jupyter_medagent.agent.loop import Agent
     from jupyter_medagent.agent.task import Task
+    from jupyter_medagent.notebook import free_path
     from jupyter_medagent.safety import safety_for
+    from jupyter_medagent.safety.redact import Redactor
 
+    if options.on_kernel_death not in ("fail", "restart"):
+        raise ConfigError(f"on_kernel_death must be fail or restart, not {options.on_kernel_death!r}")
     data = resolve_data(options.data, options.base_dir)
-    notebook = resolve_notebook(options, default_notebook)
+    requested = resolve_notebook(options, default_notebook)
+    notebook, renamed = free_path(requested)
+    output_dir = output_folder(notebook)
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
-    gate, approve = safety_for(options.safety, output_dir=notebook.parent, cwd=options.base_dir, data_dir=data,
-                               approver=approver)
-    task = Task(options.request, data, str(notebook.parent), options.acceptance)
-    notebook.parent.mkdir(parents=True, exist_ok=True)
-    executor = make_executor(notebook.parent)
+    isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
+    notices = [isolation.notice] if isolation.notice else []
+    if renamed:
+        notices.append(f"A notebook of yours already exists at {requested}; writing to {notebook} instead.")
+    safety = options.safety
+    if safety is None:
+        unsandboxed = user_kernel or not isolation.sandboxed
+        safety = "approve" if unsandboxed and getattr(backend, "name", "offline") != "offline" else "enforce"
+        if safety == "approve":
+            notices.append("A model writes the cells and they run outside the sandbox, so each cell waits for your "
+                           "approval (choose --safety enforce to let them run after the static check).")
+    gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
+    task = Task(options.request, data, str(output_dir), options.acceptance)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    redactor = Redactor.for_run(data)
+    executor = make_executor(isolation)
     return Agent(task, backend, executor, judges=judges,
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
-                 verification_kernel=verification_kernel(options))
+                 isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
+                 on_kernel_death=options.on_kernel_death, notices=notices)

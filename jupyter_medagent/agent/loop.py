@@ -9,9 +9,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Generator, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
@@ -20,8 +21,11 @@ from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judg
                                               TokenUsage, ToolCall)
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
+from jupyter_medagent.errors import KernelDied, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
+from jupyter_medagent.safety.quoting import quote_untrusted
+from jupyter_medagent.safety.redact import Redactor
 
 
 def load_system_prompt() -> str:
@@ -31,16 +35,24 @@ def load_system_prompt() -> str:
 class Agent:
     def __init__(self, task: Task, backend: Backend, executor: Executor, *, judges: list[Judge] | None = None,
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
-                 notebook_path=None, reexecute: bool = True, verification_kernel: Callable[[], Any] | None = None):
+                 notebook_path=None, reexecute: bool = True, isolation=None, redactor: Redactor | None = None,
+                 cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=()):
+        """``isolation`` (a KernelIsolation) decides the verification re-run's kernel; ``redactor`` scrubs
+        everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"."""
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
+        self.redactor = redactor or Redactor()
         self.toolbox = Toolbox(task, executor, self.draft, default_judges(judges), approver, safety,
-                               on_cell_done=lambda cell: self._save_draft())
+                               on_cell_done=lambda cell: self._save_draft(), redactor=self.redactor,
+                               cell_timeout=cell_timeout)
         requested = Path(notebook_path or Path(task.output_dir) / "medagent.ipynb")
         self.notebook_path, self.notebook_renamed = free_path(requested)
         self.reexecute = reexecute
-        self.verification_kernel = verification_kernel  # makes the kernel manager the re-run uses (None: local)
+        self.isolation = isolation
+        self.on_kernel_death = on_kernel_death
+        self.notices = list(notices)
+        self._reexecution = None  # the verification re-run's kernel manager, while it runs
         self.history: list[Step] = []
         self.tokens = 0
         self.cost_usd = 0.0
@@ -49,9 +61,17 @@ class Agent:
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
-        """Thread-safe: end the run; a running cell is interrupted."""
+        """Thread-safe (and safe from a signal handler): end the run; a running cell is interrupted,
+        a running verification re-run loses its kernel."""
         self._stop.set()
-        self.executor.interrupt()
+        if self._reexecution is not None and getattr(self._reexecution, "provisioner", None) is not None:
+            process = getattr(self._reexecution.provisioner, "process", None)
+            if process is not None:
+                process.kill()
+        try:
+            self.executor.interrupt()
+        except Exception:  # a dead kernel cannot be interrupted; the loop notices the stop anyway
+            pass
 
     @property
     def stopped(self) -> bool:
@@ -63,6 +83,8 @@ class Agent:
         malformed = repairs_shown = 0
         tools = self.toolbox
         system_prompt = load_system_prompt()
+        for notice in self.notices:
+            yield Message(notice)
         if getattr(self.backend, "notice", None):  # e.g. a model without a known price
             yield Message(self.backend.notice)
         if self.notebook_renamed:
@@ -75,9 +97,10 @@ class Agent:
             if spent:
                 yield from self._finish("failed", spent)
                 return
-            view = AgentView(self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                             compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
-                             self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd)
+            view = self.redactor.scrub_view(AgentView(
+                self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
+                compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
+                self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir))
             try:
                 turn = yield from self._ask(view)
             except BudgetExceeded as exc:
@@ -114,8 +137,20 @@ class Agent:
                 except StopRequested:
                     yield from self._finish("stopped", "stopped at an approval prompt")
                     return
-                except Exception as exc:  # a tool that breaks (unreadable data, dead kernel) is reported, not raised
-                    observation = Observation(f"{call.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+                except NotebookWriteError as exc:
+                    yield from self._finish("failed", str(exc))
+                    return
+                except KernelDied as exc:
+                    if self.stopped:
+                        yield from self._finish("stopped", "stopped by the user")
+                        return
+                    if self.on_kernel_death != "restart" or not getattr(self.executor, "can_restart", False):
+                        yield from self._finish("failed", str(exc))
+                        return
+                    observation = yield from self._restart_kernel(str(exc))
+                except Exception as exc:  # a tool that breaks (unreadable data) is reported, not raised
+                    observation = Observation(quote_untrusted(f"{call.name} failed: {type(exc).__name__}: {exc}",
+                                                              "tool error"), is_error=True)
                 for usage in tools.drain_usage():  # model judges spend tokens too
                     yield from self._account(usage)
                 self.history.append(Step(call, observation))
@@ -130,6 +165,25 @@ class Agent:
                 yield from self._finish("failed", f"the model's replies were malformed {malformed} times in a row; "
                                         f"last problem: {self.history[-1].observation.text}")
                 return
+
+    def abandon(self, reason: str) -> Iterator[Event]:
+        """End a run whose loop was torn down (a second Ctrl-C): the partial notebook is kept, marked stopped."""
+        self._stop.set()
+        yield from self._finish("stopped", reason)
+
+    def _restart_kernel(self, death: str) -> Generator[Event, None, Observation]:
+        """A fresh kernel in place of the dead one, with every kept cell run again in order."""
+        yield Message(f"{death}; restarting it and replaying the {len(self.draft.surviving())} kept cell(s).")
+        self.executor.restart()
+        for cell in self.draft.surviving():
+            result = self.executor.execute(cell.source, timeout=self.toolbox.cell_timeout)
+            if not result.ok:
+                cell.status = "error"
+                return Observation(f"{death}. A fresh kernel was started, but replaying cell {cell.id} failed: "
+                                   f"{result.error['ename']}: {result.error['evalue']}", is_error=True)
+        return Observation(f"{death}. A fresh kernel was started and the kept cells "
+                           f"({', '.join(c.id for c in self.draft.surviving()) or 'none'}) were run again; "
+                           "the cell that was running when it died did not finish.", is_error=True)
 
     def _ask(self, view: AgentView) -> Generator[Event, None, ModelTurn | None]:
         """The backend's next turn. A streaming backend runs in a worker thread so its narration is shown
@@ -198,36 +252,86 @@ class Agent:
         plan = getattr(self.backend, "plan", None)
         return plan.markdown() if plan else ""
 
-    def _save_draft(self) -> None:
+    def _write(self, nb, path=None) -> None:
+        write_notebook(self.redactor.scrub_notebook(nb), path or self.notebook_path)
+
+    def _save_draft(self, status: str = "running", reason: str = "in progress") -> None:
         nb = refined_notebook(self.task.request, self.draft.cells, self.toolbox.metrics,
-                              self._provenance("running", "in progress", None), partial=True,
+                              self._provenance(status, reason, None), partial=True,
                               plan_markdown=self._plan_markdown())
-        write_notebook(nb, self.notebook_path)
+        self._write(nb)
 
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
         metrics = dict(self.toolbox.metrics)
         kept = self.draft.surviving()
         reexecuted_ok = None
-        if status == "solved" or (status == "failed" and kept):
-            nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None), summary=summary,
-                                  plan_markdown=self._plan_markdown())
-            write_notebook(nb, self.notebook_path)
-            if self.reexecute and status == "solved" and not self.stopped:
-                yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")
-                manager = self.verification_kernel() if self.verification_kernel else None
-                reexecuted_ok, error = reexecute_notebook(self.notebook_path, kernel_manager=manager)
-                if not reexecuted_ok and status == "solved":
-                    status, reason = "failed", f"the refined notebook did not re-run on its own: {error}"
-        elif self.draft.cells:
-            self._save_draft()  # stopped: keep everything so far, as a partial notebook
-        if status == "solved":
-            unmet = self.task.unmet(metrics)
-            if unmet:
-                status, reason = "failed", "the quality bar was not met: " + "; ".join(unmet)
-        if self.notebook_path.exists():
-            self._stamp(status, reason, reexecuted_ok)
+        try:
+            if status == "solved" or (status == "failed" and kept):
+                nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None),
+                                      summary=summary, plan_markdown=self._plan_markdown())
+                self._write(nb)
+                if self.reexecute and status == "solved" and not self.stopped:
+                    yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")
+                    reexecuted_ok, error = self._reexecute()
+                    if self.stopped:
+                        status, reason = "stopped", "stopped by the user during the verification re-run"
+                    elif not reexecuted_ok:
+                        status, reason = "failed", f"the refined notebook did not re-run on its own: {error}"
+            elif self.draft.cells:
+                self._save_draft(status, reason)  # stopped: keep everything so far, as a partial notebook
+            if status == "solved":
+                unmet = self.task.unmet(metrics)
+                if unmet:
+                    status, reason = "failed", "the quality bar was not met: " + "; ".join(unmet)
+            if self.notebook_path.exists():
+                self._stamp(status, reason, reexecuted_ok)
+        except NotebookWriteError as exc:
+            status, reason = "failed", self._mark_unwritable(status, reason, exc)
         yield Finished(status, reason, summary, metrics, str(self.notebook_path) if self.notebook_path.exists() else None,
                        reexecuted_ok)
+
+    def _mark_unwritable(self, status: str, reason: str, exc: NotebookWriteError) -> str:
+        """The disk is full (or the file too large): mark what is on disk with the smallest notebook that
+        says why, the cells without their outputs."""
+        reason = f"{reason}; then {exc}" if status == "failed" and str(exc) not in reason else str(exc)
+        nb = refined_notebook(self.task.request, [replace(c, outputs=[]) for c in self.draft.cells],
+                              {}, self._provenance("failed", reason, None), partial=True)
+        try:
+            self._write(nb)
+        except NotebookWriteError:
+            try:  # in place: the old file's blocks are freed first
+                import nbformat
+
+                with open(self.notebook_path, "w", encoding="utf-8") as handle:
+                    nbformat.write(self.redactor.scrub_notebook(nb), handle)
+            except OSError:
+                pass
+        return reason
+
+    def _reexecute(self) -> tuple[bool, str | None]:
+        """The verification re-run, in a worker thread: nbclient takes SIGINT for itself in the main
+        thread (and kills its kernel), so the run would not know the user asked it to stop."""
+        manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True) if self.isolation else None
+        self._reexecution = manager
+        outcome: dict[str, Any] = {}
+
+        def rerun() -> None:
+            try:
+                outcome["result"] = reexecute_notebook(self.notebook_path, kernel_manager=manager,
+                                                       cwd=self.task.output_dir, scrub=self.redactor.scrub_notebook)
+            except BaseException as exc:  # re-raised in the loop's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=rerun, name="medagent-reexecution", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.25)
+        finally:
+            self._reexecution = None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None) -> None:
         """Final provenance into the notebook's metadata (after re-execution, which rewrote the file)."""
@@ -235,4 +339,4 @@ class Agent:
 
         nb = nbformat.read(self.notebook_path, as_version=4)
         nb.metadata["medagent"] = self._provenance(status, reason, reexecuted_ok)
-        write_notebook(nb, self.notebook_path)
+        self._write(nb)

@@ -99,6 +99,7 @@ class AgentView:
     max_steps: int
     cost_usd: float = 0.0  # spent so far, judges included
     max_cost_usd: float | None = None  # a backend refuses a call that could pass it
+    output_dir: str | None = None  # the run's own folder: the kernel's working directory, the only writable place
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from jupyter_medagent.agent.task import Task
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
 from jupyter_medagent.safety.quoting import quote_untrusted
+from jupyter_medagent.safety.redact import Redactor
 
 ToolResult = Generator[Event, None, Observation]
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
@@ -78,10 +79,14 @@ class StopRequested(Exception):
 class Toolbox:
     def __init__(self, task: Task, executor: Executor, draft: DraftNotebook, judges: list[Judge],
                  approver: Approver | None = None, safety: SafetyCheck | None = None,
-                 on_cell_done: Callable[[DraftCell], None] | None = None):
+                 on_cell_done: Callable[[DraftCell], None] | None = None, redactor: Redactor | None = None,
+                 cell_timeout: float | None = None):
         self.task, self.executor, self.draft = task, executor, draft
         self.judges, self.approver, self.safety = judges, approver, safety
         self.on_cell_done = on_cell_done
+        # The data card's builder may register identifiers here (``redactor.register_identifiers``).
+        self.redactor = redactor or Redactor()
+        self.cell_timeout = cell_timeout
         self.schemas = {s["name"]: s for s in load_tool_schemas()}
         self.metrics: dict[str, Any] = {}
         self.pending_images: list[bytes] = []
@@ -124,6 +129,7 @@ class Toolbox:
             return Observation("no data folder was given for this task", is_error=True)
         yield from ()  # a tool is a generator even when it causes no event
         card = build_data_card(folder)
+        self.redactor.register_identifiers(card.identifiers)  # whatever identifying values the card met
         findings = [f.to_dict() for f in check_dataset(card)]
         convention = dataset_convention(card, findings)
         machine = self._machine()
@@ -168,14 +174,16 @@ class Toolbox:
 
     def tool_list_variables(self) -> ToolResult:
         yield from ()
-        result = self.executor.execute(LIST_VARIABLES)
+        result = self.executor.execute(LIST_VARIABLES, timeout=self.cell_timeout)
         text = "".join(o.get("text", "") for o in result.outputs if o.get("output_type") == "stream")
         try:
             variables = json.loads(text.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            return Observation(f"could not list variables: {result.error or text[:300]}", is_error=True)
+            return Observation(quote_untrusted(f"could not list variables: {result.error or text[:300]}", "kernel"),
+                               is_error=True)
         lines = [f"{v['name']}: {v['type']}" + (f" {v['shape']} {v['dtype']}" if "shape" in v else "") for v in variables]
-        return Observation("\n".join(lines) or "(no variables)", data={"variables": variables})
+        return Observation(quote_untrusted("\n".join(lines) or "(no variables)", "kernel variables"),
+                           data={"variables": variables})
 
     def tool_render(self, image: str, label: str | None = None, prediction: str | None = None,
                     title: str | None = None, label_names: str | None = None) -> ToolResult:
@@ -188,8 +196,9 @@ class Toolbox:
         return (yield from self.tool_add_cell(source, note))
 
     def tool_judge(self, context: str = "") -> ToolResult:
-        images, findings = self.pending_images, self.pending_findings
+        images, findings = self.pending_images, self.redact_findings(self.pending_findings)
         self.pending_images, self.pending_findings = [], []
+        context = self.redactor.scrub(context)
         verdicts: dict[str, JudgeVerdict] = {}
         unavailable = []
         for judge in self.judges:
@@ -209,9 +218,16 @@ class Toolbox:
         if len(verdicts) > 1:
             yield Verdict("merged", merged.verdict, merged.findings)
         lines = [f"Verdict: {merged.verdict} ({len(images)} image(s), {len(merged.findings)} finding(s))"]
-        lines += [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" for f in merged.findings]
-        lines += [f"Judges: {d}" for d in disagreements]
+        # Case and label names come from the data; judges' words may quote them: fenced, never obeyed.
+        details = [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" for f in merged.findings]
+        details += [f"Judges: {d}" for d in disagreements]
+        if details:
+            lines.append(quote_untrusted("\n".join(details), "judge findings"))
         return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings})
+
+    def redact_findings(self, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Findings as judges see them: every text field scrubbed (a model judge sends them on)."""
+        return [{k: self.redactor.scrub(v) if isinstance(v, str) else v for k, v in f.items()} for f in findings]
 
     def tool_finish(self, status: str, summary: str) -> ToolResult:
         yield from ()
@@ -235,7 +251,7 @@ class Toolbox:
             if decision == "edit" and source != cell.source:
                 cell.source = source
                 yield CellWritten(cell.id, source, cell.note, replaces=cell.id)
-        result = self.executor.execute(cell.source)
+        result = self.executor.execute(cell.source, timeout=self.cell_timeout)
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
         cell.status = "ok" if result.ok else "error"
         self.errors_seen += not result.ok
@@ -273,8 +289,9 @@ class Toolbox:
         parts = [header]
         if shown:
             parts.append(quote_untrusted(shown, f"output of cell {cell.id}"))
-        if result.error:
-            parts.append("".join(result.error["traceback"][-3:])[-1500:] or f"{result.error['ename']}: {result.error['evalue']}")
+        if result.error:  # a traceback quotes file names and data: fenced like any output
+            trace = "".join(result.error["traceback"][-3:])[-1500:] or f"{result.error['ename']}: {result.error['evalue']}"
+            parts.append(quote_untrusted(trace, f"error of cell {cell.id}"))
         data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),
                 "n_images": len(images)}
         return Observation("\n".join(parts), images=images, data=data, is_error=not result.ok)

@@ -41,7 +41,9 @@ class Exchange:
 
 def opening(view: AgentView) -> str:
     lines = [f"Request: {view.task}"]
-    lines.append(f"Data folder: {view.data_dir}" if view.data_dir else "No data folder was given.")
+    lines.append(f"Data folder (read-only): {view.data_dir}" if view.data_dir else "No data folder was given.")
+    if view.output_dir:
+        lines.append(f"Output folder (the kernel's working directory; the only place cells may write): {view.output_dir}")
     return "\n".join(lines)
 
 

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medagent: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full or unwritable folder outside a run: one line, no traceback
+        print(f"medagent: error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,9 +40,23 @@ def register(subparsers) -> None:
 
 
 def add_agent_options(parser) -> None:
-    parser.add_argument("--safety", default="enforce", choices=SAFETY_MODES,
+    from jupyter_medagent.isolation import ISOLATION_MODES
+
+    parser.add_argument("--safety", default=None, choices=SAFETY_MODES,
                         help="enforce (default): refuse shell, network, installs and writes outside the output folder; "
-                             "approve: ask before every cell, showing the gate's concerns; off: no gate")
+                             "approve: ask before every cell, showing the gate's concerns (the default for a model "
+                             "backend when the sandbox is unavailable); off: no static gate")
+    parser.add_argument("--isolation", default="auto", choices=ISOLATION_MODES,
+                        help="auto (default): kernels run in a bubblewrap sandbox where it works, else behind the "
+                             "runtime guard; sandbox: insist on it; guard: the runtime guard only; off: neither")
+    parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                        help="interrupt a cell that runs longer than S seconds (default: no limit)")
+    parser.add_argument("--on-kernel-death", default="fail", choices=("fail", "restart"),
+                        help="fail (default): end the run; restart: a fresh kernel, the kept cells replayed")
+    parser.add_argument("--kernel-memory", type=int, default=None, metavar="MB",
+                        help="address-space limit of the run's kernels (default: 80%% of the machine's memory; 0: none)")
+    parser.add_argument("--kernel-cpu", type=int, default=None, metavar="S",
+                        help="processor-time limit of each kernel in seconds (default: 4 hours; 0: none)")
     parser.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget for model calls")
     parser.add_argument("--vlm-judge", default=None, metavar="SELECTOR",
                         help="also judge rendered slices with a vision-language model, e.g. anthropic:claude-sonnet-4-5")
@@ -64,12 +79,22 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     """Run one agent session (``RunOptions``) in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.approval import ask_on_console
     from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.session import build_agent, start_kernel
+    from jupyter_medagent.kernel import KernelClientExecutor
+    from jupyter_medagent.session import build_agent
 
     started = time.monotonic()
-    agent = build_agent(options, lambda folder: start_kernel(options, folder), approver=ask_on_console)
+    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor(), approver=ask_on_console)
     backend, executor = agent.backend, agent.executor
     finished = None
+
+    def on_sigint(signum, frame):
+        """The first Ctrl-C stops the run cleanly (the notebook is kept, marked stopped); a second one quits."""
+        if agent.stopped:
+            raise KeyboardInterrupt
+        print("medagent: stopping (Ctrl-C again to quit at once)...", file=sys.stderr, flush=True)
+        agent.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         for event in agent.run():
             line = describe(event)
@@ -77,9 +102,10 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
                 print(line, file=sys.stderr, flush=True)
             finished = event if event.kind == "finished" else finished
     except KeyboardInterrupt:
-        agent.stop()
-        raise
+        for event in agent.abandon("interrupted twice by the user"):
+            finished = event
     finally:
+        signal.signal(signal.SIGINT, previous)
         executor.close()
     seconds = time.monotonic() - started
     metrics = dict(finished.metrics)
@@ -100,17 +126,27 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
 
 
 def options_from(args, request: str, data, notebook, acceptance: dict, max_steps: int = 80):
+    from jupyter_medagent.isolation import KernelLimits
     from jupyter_medagent.session import RunOptions
 
+    default = KernelLimits.default()
+    limits = KernelLimits(default.memory_mb if args.kernel_memory is None else args.kernel_memory or None,
+                          default.cpu_seconds if args.kernel_cpu is None else args.kernel_cpu or None)
     return RunOptions(request, str(data), Path.cwd(), str(notebook), args.backend, args.vlm_judge, max_steps,
-                      args.max_cost, args.safety, acceptance, kernel_gateway=args.kernel_gateway)
+                      args.max_cost, args.safety, acceptance, isolation=args.isolation, cell_timeout=args.cell_timeout,
+                      on_kernel_death=args.on_kernel_death, limits=limits, kernel_gateway=args.kernel_gateway)
+
+
+def exit_code(status: str) -> int:
+    """0 solved, 1 failed, 130 stopped by the user (as a shell reports an interrupted command)."""
+    return {"solved": 0, "stopped": 130}.get(status, 1)
 
 
 def run_command(args) -> int:
     summary, _ = execute(options_from(args, args.request, args.data, args.out, parse_acceptance(args.accept),
                                       args.max_steps), quiet=False)
     _report(summary, args.json)
-    return 0 if summary["status"] == "solved" else 1
+    return exit_code(summary["status"])
 
 
 def demo_command(args) -> int:
@@ -129,7 +165,7 @@ def demo_command(args) -> int:
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["demo"] = demo_checks(manifest, summary, backend)
     _report(summary, args.json)
-    return 0 if summary["status"] == "solved" else 1
+    return exit_code(summary["status"])
 
 
 def demo_checks(manifest: dict, summary: dict, backend) -> dict:

@@ -21,15 +21,13 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # DICOM patient coordinates (LPS) 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-# Identifying attributes (PS3.15 basic profile, the ones that carry names, IDs, dates and places).
-IDENTIFYING_TAGS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientNames",
-    "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName", "MilitaryRank", "EthnicGroup",
-    "AccessionNumber", "StudyID", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "StudyTime",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName",
-    "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "StationName",
-    "DeviceSerialNumber", "StudyDescription", "SeriesDescription", "ProtocolName", "RequestedProcedureDescription",
-)
+# DICOM attributes that identify a patient, a visit or the people and place involved (PS3.15 E.1 basic
+# profile): their values are collected only to be redacted, never shown.
+IDENTIFYING_TAGS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate",
+                    "PatientBirthName", "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers",
+                    "MedicalRecordLocator", "AccessionNumber", "InstitutionName", "InstitutionAddress",
+                    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "NameOfPhysiciansReadingStudy",
+                    "RequestingPhysician", "ResponsiblePerson", "IssuerOfPatientID", "StudyID")
 
 
 def is_dicom(path: Path) -> bool:
@@ -62,12 +60,9 @@ def identifying_values(ds) -> set[str]:
         value = ds.get(keyword)
         if value in (None, ""):
             continue
-        for item in value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]:
-            text = str(item).strip()
-            if len(text) >= 3:
-                values.add(text)
-                if "^" in text:  # person names: Family^Given, each part on its own too
-                    values.update(part for part in text.split("^") if len(part) >= 3)
+        for item in value if type(value).__name__ in ("MultiValue", "list", "tuple") else [value]:
+            if str(item).strip():
+                values.add(str(item).strip())
     return values
 
 

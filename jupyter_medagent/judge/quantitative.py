@@ -351,9 +351,12 @@ def _get(finding, key):
 def findings_table_html(findings) -> str:
     if not findings:
         return "<p><b>Quality checks:</b> no findings.</p>"
+    from html import escape
+
+    # Case names and messages come from file names and headers: escaped, never markup.
     rows = "".join(
-        f"<tr><td>{_get(f, 'case')}</td><td>{_get(f, 'kind')}</td><td>{_get(f, 'severity')}</td><td>{_get(f, 'message')}</td></tr>"
-        for f in findings
+        "<tr>" + "".join(f"<td>{escape(str(_get(f, key)))}</td>" for key in ("case", "kind", "severity", "message"))
+        + "</tr>" for f in findings
     )
     return (f"<p><b>Quality checks:</b> {len(findings)} finding(s)</p><table><thead><tr><th>case</th><th>kind</th>"
             f"<th>severity</th><th>what is wrong</th></tr></thead><tbody>{rows}</tbody></table>")

@@ -66,13 +66,13 @@ def is_gateway_kernel(kernel_manager: Any) -> bool:
 
 
 def attach_gateway_kernel(kernel_manager: Any, session_id: str, interrupt: Callable[[], None] | None = None,
-                          startup_timeout: float = 60.0) -> KernelClientExecutor:
+                          startup_timeout: float = 60.0, guard: dict | None = None) -> KernelClientExecutor:
     """An executor on a gateway kernel the server already manages (its own websocket and session id)."""
     from jupyter_client.session import Session
 
     client = BlockingGatewayClient(kernel_manager.client(session=Session(session=session_id)))
     return KernelClientExecutor(client=client, interrupt=interrupt, session_id=session_id,
-                                startup_timeout=startup_timeout)
+                                startup_timeout=startup_timeout, guard=guard)
 
 
 def gateway_kernel_manager(url: str):
@@ -86,8 +86,8 @@ def gateway_kernel_manager(url: str):
     return GatewayKernelManager()
 
 
-def start_gateway_kernel(url: str, cwd=None, kernel_name: str = "python3",
-                         startup_timeout: float = 60.0) -> KernelClientExecutor:
+def start_gateway_kernel(url: str, cwd=None, kernel_name: str = "python3", startup_timeout: float = 60.0,
+                         guard: dict | None = None, session_id: str | None = None) -> KernelClientExecutor:
     """A new kernel on the gateway at ``url`` (``medagent run --kernel-gateway URL``); closing the executor
     shuts it down."""
     from jupyter_client.session import Session
@@ -98,6 +98,7 @@ def start_gateway_kernel(url: str, cwd=None, kernel_name: str = "python3",
     except Exception as exc:  # connection refused, 404, a gateway without that kernel: say which and where
         raise MedagentError(f"the kernel gateway at {url} did not start a {kernel_name} kernel "
                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
-    session_id = f"medagent-{uuid.uuid4().hex[:12]}"
+    session_id = session_id or f"medagent-{uuid.uuid4().hex[:12]}"
     client = BlockingGatewayClient(manager.client(session=Session(session=session_id)))
-    return KernelClientExecutor(client=client, manager=manager, session_id=session_id, startup_timeout=startup_timeout)
+    return KernelClientExecutor(client=client, manager=manager, session_id=session_id, startup_timeout=startup_timeout,
+                                guard=guard)

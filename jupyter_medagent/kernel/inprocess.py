@@ -1,18 +1,24 @@
 """Run cells inside the current IPython (the ``%%medagent`` magic's kernel).
 
 Every variable a cell makes stays in the user's namespace. Outputs are captured as
-nbformat outputs instead of being shown under the magic's own cell.
+nbformat outputs instead of being shown under the magic's own cell. With a guard policy the
+runtime guard is installed in this process and every cell runs marked, then released.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 
 from IPython.core.displayhook import DisplayHook
 from IPython.utils.capture import capture_output
 
 from jupyter_medagent.agent.protocols import ExecutionResult
+from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.isolation import guard as runtime_guard
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 
@@ -37,8 +43,27 @@ class _CapturingDisplayHook(DisplayHook):
         pass
 
 
+@contextmanager
+def _time_limit(seconds: float | None):
+    """Raise TimeoutError in the cell after ``seconds`` (main thread only, where signals arrive)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"cell interrupted after {seconds:.0f} s (the per-cell time-out)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class InProcessExecutor:
-    def __init__(self, shell=None):
+    def __init__(self, shell=None, guard: dict | None = None):
         if shell is None:
             from IPython import get_ipython
 
@@ -46,19 +71,25 @@ class InProcessExecutor:
         if shell is None:
             raise RuntimeError("InProcessExecutor needs a running IPython (use KernelClientExecutor outside one)")
         self.shell = shell
+        self.guard = guard
+        if guard is not None and runtime_guard.install(guard) == "refused":
+            raise MedagentError("the runtime guard in this kernel is still armed by another run; restart the kernel")
 
     def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:
         shell = self.shell
         start = time.monotonic()
         results: list[dict] = []
+        token, announced = runtime_guard.token_pair()
         saved = (shell.displayhook, shell.display_trap.hook, shell.showtraceback)
         shell.displayhook = shell.display_trap.hook = _CapturingDisplayHook(shell, results)
         shell.showtraceback = lambda *args, **kwargs: None  # errors are returned, not printed under the magic
         try:
-            with capture_output(display=True) as captured:
-                result = shell.run_cell(code, store_history=False)
+            with capture_output(display=True) as captured, _time_limit(timeout):
+                result = shell.run_cell(runtime_guard.mark(code, announced) if self.guard else code, store_history=False)
         finally:
             shell.displayhook, shell.display_trap.hook, shell.showtraceback = saved
+            if self.guard is not None:
+                shell.run_cell(runtime_guard.release_cell(token), store_history=False, silent=True)
         outputs: list[dict] = []
         for name, text in (("stdout", captured.stdout), ("stderr", captured.stderr)):
             if text:

@@ -83,28 +83,37 @@ def results_markdown(metrics: dict[str, Any], summary: str) -> str:
 
 
 def write_notebook(nb: nbformat.NotebookNode, path) -> Path:
-    """Write atomically, so a crash never leaves half a file."""
+    """Write atomically, so a crash never leaves half a file; a failed write (disk full, file too large)
+    leaves no temporary file behind and raises NotebookWriteError naming the path."""
+    from jupyter_medagent.errors import NotebookWriteError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".medagent-", suffix=".ipynb")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        nbformat.write(nb, handle)
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".medagent-", suffix=".ipynb")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(nb, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise NotebookWriteError(f"could not write the notebook {path}: {exc.strerror or exc}") from exc
     return path
 
 
-def reexecute_notebook(path, timeout: float | None = 1800, kernel_manager=None) -> tuple[bool, str | None]:
-    """Run the notebook top to bottom in a fresh kernel (cwd = its folder); keep the fresh outputs.
-
-    ``kernel_manager``: where that kernel runs (e.g. a kernel gateway's manager); None starts a local python3.
-    """
+def reexecute_notebook(path, timeout: float | None = 1800, *, kernel_manager=None, cwd=None,
+                       scrub=None) -> tuple[bool, str | None]:
+    """Run the notebook top to bottom in a fresh kernel (``kernel_manager``: a sandboxed or guarded one,
+    not started; ``cwd``: its working directory, default the notebook's folder); keep the fresh outputs,
+    passed through ``scrub`` before they are written."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, km=kernel_manager, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", km=kernel_manager,
+                            resources={"metadata": {"path": str(cwd or path.parent)}})
     try:
         client.execute(cleanup_kc=True)  # shut the kernel down also when the manager was given to us
     except CellExecutionError as exc:
@@ -112,7 +121,7 @@ def reexecute_notebook(path, timeout: float | None = 1800, kernel_manager=None) 
     except Exception as exc:  # kernel died, time-out: the notebook did not re-run
         return False, f"{type(exc).__name__}: {_first_lines(str(exc))}"
     finally:
-        write_notebook(nb, path)
+        write_notebook(scrub(nb) if scrub else nb, path)
     return True, None
 
 

@@ -2,8 +2,8 @@
 
 Coded against jupyter-ai-persona-manager 0.2.2. A chat message such as
 ``@MedAgent segment the LV, myocardium and RV --data cine/`` starts the same server-side run the
-sidebar starts (``server/runs.py``), in a fresh kernel next to the chat file, and streams one line
-per event into the chat; the refined notebook is linked at the end.
+sidebar starts (``server/runs.py``), isolated: in a sandboxed kernel of its own next to the chat
+file, and streams one line per event into the chat; the refined notebook is linked at the end.
 """
 
 from __future__ import annotations
@@ -59,21 +59,15 @@ class MedAgentPersona(BasePersona):
         if not request or "data" not in options:
             self.send_message(USAGE)
             return
-        serverapp, runs = self._runs()
+        _, runs = self._runs()
         chat = Path(self.get_chat_path(relative=True))
-        folder = chat.parent.as_posix()
-        kernel_id = await serverapp.kernel_manager.start_kernel(path=folder)
         try:
-            run = runs.start(RunRequest(request, options["data"], kernel_id, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
-                                        options.get("backend"), "auto", int(options.get("max-steps", 80))))
+            run = runs.start(RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
+                                        options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True))
         except (RunError, ValueError) as exc:
-            await serverapp.kernel_manager.shutdown_kernel(kernel_id)
             self.send_message(f"I could not start: {exc}")
             return
-        try:
-            await self.stream_message(self._narrate(runs, run))
-        finally:
-            await serverapp.kernel_manager.shutdown_kernel(kernel_id)
+        await self.stream_message(self._narrate(runs, run))
 
     async def _narrate(self, runs, run) -> AsyncIterator[str]:
         shown = 0

@@ -1,11 +1,13 @@
-"""The safety gate: model-written code is read (never run) before it reaches the user's kernel.
+"""The safety gate: model-written code is read (never run) before it reaches a kernel. A fast first
+opinion with clear reasons, not the barrier: the sandbox and the runtime guard (``isolation/``) are.
 
 ``check_code`` parses a cell (IPython syntax included: ``!cmd`` and ``%magics`` are turned into the
 calls they stand for) and lists what the policy refuses: shell and subprocess escapes, network
 access, package installs, code it cannot read (eval/exec), and deleting or writing files outside
 the run's output folder. Paths are followed through literals, ``Path(...)``, ``/`` joins,
-``os.path.join``, ``expanduser`` and names assigned earlier in the cell; a delete whose target
-cannot be worked out is refused too, a write is only refused when its target is known.
+``os.path.join``, ``expanduser`` and names assigned earlier in the cell; a delete or write is only
+refused when its target is known (a clean-up loop over ``glob`` results is left to the runtime
+guard, which sees the real path).
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def check_code(code: str, policy: SafetyPolicy) -> list[str]:
     try:
         python = TransformerManager().transform_cell(code)
         tree = ast.parse(python)
-    except SyntaxError:
-        return []  # the kernel reports the syntax error itself; nothing in it can run
+    except SyntaxError as exc:
+        # IPython runs some lines that are not Python (``pip --version`` becomes %pip): never waved through.
+        return [f"is not valid Python after IPython's transformation (line {exc.lineno}: {exc.msg}); IPython might "
+                "run it as a magic or a shell command. Write plain Python"]
     checker = _Checker(policy)
     checker.visit(tree)
     return list(dict.fromkeys(checker.refusals))  # unique, in order
@@ -146,14 +150,10 @@ class _Checker(ast.NodeVisitor):
             return True
         return not any(resolved.is_relative_to(root) for root in self.policy.allowed_roots())
 
-    def check_target(self, action: str, node: ast.AST | None, unknown_refused: bool) -> None:
+    def check_target(self, action: str, node: ast.AST | None) -> None:
         path = self.path_of(node)
         where = f"outside the run's output folder ({self.policy.output_dir}) or inside the data folder"
-        if path is None:
-            if unknown_refused:
-                self.refusals.append(f"{action} a path the gate cannot work out; {action} only literal paths inside "
-                                     f"the run's output folder ({self.policy.output_dir})")
-        elif self.outside(path):
+        if path is not None and self.outside(path):
             self.refusals.append(f"{action} {str(path)!r}, {where}")
 
     # ------------------------------------------------------------------ calls
@@ -186,13 +186,13 @@ class _Checker(ast.NodeVisitor):
     def check_files(self, name: str, method: str | None, node: ast.Call) -> None:
         r = self.rules
         if name in r["delete"]["calls"]:
-            self.check_target("deletes or moves", self.argument(node, r["delete"]["calls"][name]), unknown_refused=True)
+            self.check_target("deletes or moves", self.argument(node, r["delete"]["calls"][name]))
         elif method in r["delete"]["methods"]:
-            self.check_target("deletes or moves", self.argument(node, r["delete"]["methods"][method]), unknown_refused=True)
+            self.check_target("deletes or moves", self.argument(node, r["delete"]["methods"][method]))
         if name in r["write"]["calls"]:
-            self.check_target("writes", self.argument(node, r["write"]["calls"][name]), unknown_refused=False)
+            self.check_target("writes", self.argument(node, r["write"]["calls"][name]))
         elif method in r["write"]["methods"]:
-            self.check_target("writes", self.argument(node, r["write"]["methods"][method]), unknown_refused=False)
+            self.check_target("writes", self.argument(node, r["write"]["methods"][method]))
         if name in ("open", "io.open", "builtins.open"):
             target, mode_node = self.argument(node, 0), self.argument(node, 1)
         elif method == "open":  # Path(...).open("w"); PIL's Image.open(path) has no mode and is left alone
@@ -202,7 +202,7 @@ class _Checker(ast.NodeVisitor):
         mode_node = next((kw.value for kw in node.keywords if kw.arg == "mode"), mode_node)
         mode = mode_node.value if isinstance(mode_node, ast.Constant) and isinstance(mode_node.value, str) else "r"
         if set(mode) <= set("rwxabt+") and WRITE_MODES & set(mode):
-            self.check_target("writes", target, unknown_refused=False)
+            self.check_target("writes", target)
 
     def check_ipython(self, call: str, node: ast.Call) -> None:
         r = self.rules

@@ -1,9 +1,11 @@
 """Agent runs bound to notebook kernels, for the server extension and the Jupyter AI persona.
 
-Each run is one Agent in a worker thread, executing through a KernelClientExecutor on the
-notebook's own kernel (its connection file, our own session id), so the user's variables are
-shared and minutes-long cells are fine. Events are kept in order with a sequence number for
-the long-poll and server-sent-event endpoints. One active run per kernel.
+Each run is one Agent in a worker thread, executing through a KernelClientExecutor: on the
+notebook's own kernel (its connection file, our own session id, the runtime guard installed), so
+the user's variables are shared, or, with ``isolated``, on a kernel the server starts for the run
+in the sandbox (variables are not shared; the persona's runs are always isolated). Minutes-long
+cells are fine. Events are kept in order with a sequence number for the long-poll and
+server-sent-event endpoints. One active run per kernel (per notebook for isolated runs).
 """
 
 from __future__ import annotations
@@ -35,23 +37,29 @@ class RunError(MedagentError):
 class RunRequest:
     request: str
     data_dir: str | None
-    kernel_id: str
+    kernel_id: str | None  # the notebook's kernel; not needed for an isolated run
     notebook_path: str  # server-relative API path of the user's notebook
     backend: str | None = None
     mode: str = "auto"
     max_steps: int = 80
     vlm_judge: str | None = None
     max_cost: float | None = None  # USD
+    isolated: bool = False  # run in a sandboxed kernel of its own instead of the notebook's kernel
+    cell_timeout: float | None = None  # seconds
 
     @classmethod
     def from_json(cls, body: Any) -> "RunRequest":
         if not isinstance(body, dict):
             raise RunError(400, "the body must be a JSON object")
-        missing = [k for k in ("request", "kernel_id", "notebook_path") if not str(body.get(k) or "").strip()]
+        isolated = body.get("isolated", False)
+        if not isinstance(isolated, bool):
+            raise RunError(400, f"isolated must be true or false, not {isolated!r}")
+        required = ("request", "notebook_path") if isolated else ("request", "kernel_id", "notebook_path")
+        missing = [k for k in required if not str(body.get(k) or "").strip()]
         if missing:
             raise RunError(400, f"missing field(s): {', '.join(missing)}")
         unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps",
-                               "vlm_judge", "max_cost"}
+                               "vlm_judge", "max_cost", "isolated", "cell_timeout"}
         if unknown:
             raise RunError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         mode = body.get("mode") or "auto"
@@ -65,9 +73,14 @@ class RunRequest:
             max_cost = float(body["max_cost"]) if body.get("max_cost") not in (None, "") else None
         except (TypeError, ValueError):
             raise RunError(400, f"max_cost must be a number of US dollars, not {body.get('max_cost')!r}") from None
+        try:
+            cell_timeout = float(body["cell_timeout"]) if body.get("cell_timeout") not in (None, "") else None
+        except (TypeError, ValueError):
+            raise RunError(400, f"cell_timeout must be a number of seconds, not {body.get('cell_timeout')!r}") from None
         return cls(str(body["request"]).strip(), (str(body["data_dir"]).strip() or None) if body.get("data_dir") else None,
-                   str(body["kernel_id"]), str(body["notebook_path"]), body.get("backend") or None, mode, max_steps,
-                   body.get("vlm_judge") or None, max_cost)
+                   str(body["kernel_id"]) if body.get("kernel_id") else None, str(body["notebook_path"]),
+                   body.get("backend") or None, mode, max_steps, body.get("vlm_judge") or None, max_cost, isolated,
+                   cell_timeout)
 
 
 class Run:
@@ -143,7 +156,7 @@ class Run:
     def summary(self, root: Path) -> dict[str, Any]:
         notebook = self.notebook or (str(self.agent.notebook_path) if self.agent.notebook_path.exists() else None)
         return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
-                "status": self.status, "events": len(self.events), "mode": self.spec.mode,
+                "status": self.status, "events": len(self.events), "mode": self.spec.mode, "isolated": self.spec.isolated,
                 "notebook": _api_path(notebook, root) if notebook else None,
                 "pending_approval": self.pending_approval}
 
@@ -170,26 +183,35 @@ class RunManager:
         from jupyter_medagent.session import RunOptions, build_agent
 
         self.bind_loop()
-        if spec.kernel_id not in self.kernels:
+        if not spec.isolated and spec.kernel_id not in self.kernels:
             raise RunError(404, f"no kernel with id {spec.kernel_id!r}; open the notebook and start its kernel")
-        busy = [r.id for r in self.runs.values() if r.spec.kernel_id == spec.kernel_id and not r.done]
+        busy = [r.id for r in self.runs.values() if not r.done and (
+            (r.spec.kernel_id == spec.kernel_id and not spec.isolated and not r.spec.isolated)
+            or (spec.isolated and r.spec.isolated and r.spec.notebook_path == spec.notebook_path))]
         if busy:
-            raise RunError(409, f"run {busy[0]} is still working in this kernel; stop it or wait for it to finish")
+            where = "for this notebook" if spec.isolated else "in this kernel"
+            raise RunError(409, f"run {busy[0]} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
         options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
-                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce")
+                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
+                             cell_timeout=spec.cell_timeout)
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
-        km = self.kernels.get_kernel(spec.kernel_id)
-        session_id, interrupt = f"medagent-{run_id}", lambda: self._interrupt(spec.kernel_id)
+        if spec.isolated:
+            def make_executor(isolation):
+                return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
+        else:
+            km = self.kernels.get_kernel(spec.kernel_id)
 
-        def attach(folder):
-            if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
-                return attach_gateway_kernel(km, session_id, interrupt)
-            return KernelClientExecutor(connection_file=km.connection_file, session_id=session_id, interrupt=interrupt)
-
+            def make_executor(isolation):
+                interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731
+                if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
+                    return attach_gateway_kernel(km, f"medagent-{run_id}", interrupt, guard=isolation.guard_policy())
+                return KernelClientExecutor(connection_file=km.connection_file, session_id=f"medagent-{run_id}",
+                                            interrupt=interrupt, guard=isolation.guard_policy())
         try:
-            agent = build_agent(options, attach, approver=lambda *a: holder["run"].approve(*a))
+            agent = build_agent(options, make_executor, approver=lambda *a: holder["run"].approve(*a),
+                                user_kernel=not spec.isolated)
         except MedagentError as exc:
             raise RunError(400, str(exc)) from exc
         run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)

@@ -1,4 +1,4 @@
-// The MedAgent sidebar: request, data folder, backend, approve switch, Start / Stop / Export, spend, timeline.
+// The MedAgent sidebar: request, data folder, backend, approve and isolation switches, Start / Stop / Export, spend, timeline.
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
@@ -27,6 +27,7 @@ export class MedAgentSidebar extends Widget {
   private dataDir = h('input', { className: 'jp-MedAgent-data', type: 'text', value: 'data' });
   private backend = h('select', { className: 'jp-MedAgent-backend' });
   private approveMode = h('input', { className: 'jp-MedAgent-approve-mode', type: 'checkbox' });
+  private isolated = h('input', { className: 'jp-MedAgent-isolated', type: 'checkbox' });
   private startButton = h('button', { className: 'jp-MedAgent-start jp-mod-styled jp-mod-accept' }, 'Start');
   private stopButton = h('button', { className: 'jp-MedAgent-stop jp-mod-styled jp-mod-warn', disabled: '' }, 'Stop');
   private exportButton = h('button', { className: 'jp-MedAgent-export jp-mod-styled', disabled: '' }, 'Export refined notebook');
@@ -50,6 +51,17 @@ export class MedAgentSidebar extends Widget {
       h('label', {}, 'Data folder (relative to the notebook)', this.dataDir),
       h('label', {}, 'Backend', this.backend),
       h('label', { className: 'jp-MedAgent-switch' }, this.approveMode, ' Approve each cell'),
+      h(
+        'label',
+        {
+          className: 'jp-MedAgent-switch',
+          title:
+            'The cells run in a sandboxed kernel of their own (no network, the data read-only, only the ' +
+            "run's output folder writable). Its variables are not shared with this notebook's kernel."
+        },
+        this.isolated,
+        ' Run in an isolated kernel (variables are not shared with this notebook)'
+      ),
       h('div', { className: 'jp-MedAgent-buttons' }, this.startButton, this.stopButton, this.exportButton),
       this.errorLine,
       this.timeline.spendNode,
@@ -59,6 +71,10 @@ export class MedAgentSidebar extends Widget {
     this.startButton.addEventListener('click', () => void this.start());
     this.stopButton.addEventListener('click', () => void this.stop());
     this.exportButton.addEventListener('click', () => void this.exportNotebook());
+    // A model writes untrusted code: isolate it unless the user unticks the box; the offline planner's own cells may share the kernel.
+    this.backend.addEventListener('change', () => {
+      this.isolated.checked = this.backend.value !== 'offline' && !this.backend.value.startsWith('offline:');
+    });
     this.setState('idle');
     void this.loadBackends();
   }
@@ -84,6 +100,7 @@ export class MedAgentSidebar extends Widget {
           return option;
         })
       );
+      this.backend.dispatchEvent(new Event('change'));
     } catch (error) {
       this.backend.replaceChildren(h('option', { value: 'offline' }, 'offline'));
       this.showError(`Could not list backends: ${(error as Error).message}`);
@@ -94,8 +111,10 @@ export class MedAgentSidebar extends Widget {
     this.showError('');
     const panel = this.tracker.currentWidget;
     const kernel = panel?.sessionContext.session?.kernel;
-    if (!panel || !kernel) {
-      this.showError('Open a notebook with a running kernel first: the agent works in that kernel.');
+    if (!panel || (!kernel && !this.isolated.checked)) {
+      this.showError(
+        'Open a notebook with a running kernel first: the agent works in that kernel (or tick "Run in an isolated kernel").'
+      );
       return;
     }
     if (!this.request.value.trim()) {
@@ -111,10 +130,11 @@ export class MedAgentSidebar extends Widget {
         postJSON({
           request: this.request.value,
           data_dir: this.dataDir.value,
-          kernel_id: kernel.id,
+          kernel_id: kernel?.id,
           notebook_path: panel.context.path,
           backend: this.backend.value || 'offline',
-          mode: this.approveMode.checked ? 'approve' : 'auto'
+          mode: this.approveMode.checked ? 'approve' : 'auto',
+          isolated: this.isolated.checked
         })
       );
       this.runId = reply.run_id;

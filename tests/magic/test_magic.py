@@ -28,7 +28,7 @@ def shell(tmp_path, monkeypatch):
 
 
 def test_magic_runs_cells_in_the_users_namespace_and_writes_the_notebook(shell, tmp_path):
-    shell.run_cell_magic("medagent", "--out result.ipynb", "compute the answer")
+    shell.run_cell_magic("medagent", "--safety enforce --out result.ipynb", "compute the answer")
     assert shell.user_ns["answer"] == 42
     nb = nbformat.read(tmp_path / "result.ipynb", as_version=4)
     assert [c.source for c in nb.cells if c.cell_type == "code"] == ["answer = 6 * 7\nprint(answer)"]

@@ -3,6 +3,7 @@ and the agent tells the model instead of running a refused cell."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,6 @@ DANGEROUS = {
     "shell rm of home": ("!rm -rf ~", "shell command"),
     "rmtree of home": ("import shutil, os\nshutil.rmtree(os.path.expanduser('~'))", "deletes or moves '/"),
     "rmtree via Path.home": ("import shutil\nfrom pathlib import Path\nshutil.rmtree(Path.home() / 'data')", "deletes"),
-    "unlink of an unknown path": ("def victim():\n    return input()\nfrom pathlib import Path\nPath(victim()).unlink()",
-                                  "cannot work out"),
     "write into the data folder": ("import numpy as np\nnp.save('DATA/case01_gt.npy', np.zeros(3))", "inside the data folder"),
     "open for writing in the data folder": ("with open('DATA/case01.nii.gz', 'wb') as f:\n    f.write(b'')", "writes"),
     "nibabel save over a label": ("import nibabel as nib\nnib.save(img, 'DATA/case01_gt.nii.gz')", "writes"),
@@ -81,8 +80,10 @@ def test_the_offline_planners_own_cells_pass(policy):
     folder = Path(str(resources.files("jupyter_medagent.plan").joinpath("templates")))
     templates = list(folder.rglob("*.py.tmpl"))
     assert len(templates) >= 10
-    for template in templates:  # placeholders ($name) are valid identifiers once the $ is dropped
-        assert check_code(template.read_text().replace("$", ""), policy) == [], template.name
+    for template in templates:  # a placeholder glued to a name or bracket adds an optional part, else it is a value
+        code = re.sub(r"(?<=[\w)\]}])\$\w+", "", template.read_text())
+        code = re.sub(r"\$\w+", "0", code)
+        assert check_code(code, policy) == [], template.name
 
 
 def test_modes_and_opt_out(tmp_path):

@@ -1,0 +1,405 @@
+"""The runtime guard: a Python audit hook in every kernel the agent writes into.
+
+Self-contained (standard library only): executors send this file's source to kernels that may live
+in another environment, and ``install`` is also called by the sandbox's kernel launcher.
+
+What it refuses while guarded: process creation, network sockets and name lookups, ctypes used
+directly by model code, writes, deletes, renames, links and permission changes outside the run's
+writable folders or inside protected ones (the data), reads of secret files, ``os.chdir``,
+environment changes, imports of pip, and the introspection that could reach the hook's own state
+(``gc.get_objects``/``get_referrers``/``get_referents``, ``sys.settrace``/``setprofile``).
+Paths are resolved by the operating system at the moment of the call (``O_PATH`` plus
+``/proc/self/fd``), so aliases, ``getattr``, ``importlib``, ``pickle``, symlinks and relative
+paths all meet the same check.
+
+When it is guarded:
+- armed: from the moment IPython compiles a cell carrying ``MARKER`` (the executors append it to
+  every cell they run for the agent) until IPython compiles a release cell whose token hashes to
+  the one the marked cell announced; the token exists only in the executor until then, so model
+  code cannot end the window early. Every thread is guarded while armed.
+- afterwards, for code the agent wrote: every frame compiled from a marked cell stays guarded
+  whenever it runs (functions the agent defined and the user calls later), and so does every
+  thread that was born while armed.
+
+The hook and its state live in a closure nothing else references; the hook cannot be removed
+(``sys.addaudithook`` has no inverse). Configuration and status go through custom audit events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+# Spelt in two pieces: this file's own source (compiled in kernels) must not carry the marker.
+MARKER = "# [medagent] " + "model-written cell"
+RELEASE = "# [medagent] " + "release"
+PING = "medagent.guard.ping"
+CONFIGURE = "medagent.guard.configure"
+REFUSAL = "[medagent guard]"
+
+# Events decided on every call; everything else returns at the first line of the hook.
+_PROCESS = {"os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
+            "os.startfile", "pty.spawn"}
+_NETWORK = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+            "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr", "socket.getnameinfo",
+            "urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect", "poplib.connect",
+            "imaplib.open", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open"}
+_INTROSPECTION = {"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace", "sys.setprofile",
+                  "sys._current_frames"}
+_CTYPES = {"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
+           "ctypes.cdata/buffer", "ctypes.addressof"}
+_INSTALLERS = ("pip", "ensurepip", "conda", "mamba", "micromamba", "uv")
+# (event, index of the path, index of its dir_fd or None, follow the last symlink)
+_ONE_PATH = {"os.remove": (0, 1, False), "os.rmdir": (0, 1, False), "os.mkdir": (0, 2, False),
+             "os.chmod": (0, 2, True), "os.chown": (0, 3, True), "os.utime": (0, 3, True), "os.truncate": (0, None, True),
+             "os.chflags": (0, None, True), "os.lchflags": (0, None, False), "os.lchmod": (0, None, False),
+             "os.setxattr": (0, None, True), "os.removexattr": (0, None, True), "shutil.rmtree": (0, 1, False),
+             "shutil.chown": (0, None, True), "shutil.unpack_archive": (1, None, True), "shutil.make_archive": (0, None, True),
+             "os.mkfifo": (0, 2, False), "os.mknod": (0, 3, False), "sqlite3.connect": (0, None, True),
+             "shutil.copytree": (1, None, True), "shutil.move": (1, None, True)}
+_WATCHED = (_PROCESS | _NETWORK | _INTROSPECTION | _CTYPES | set(_ONE_PATH)
+            | {"compile", "open", "os.rename", "os.link", "os.symlink", "os.chdir", "os.putenv", "os.unsetenv",
+               "os.kill", "os.killpg", "import", "code.__new__", "socket.__new__", PING, CONFIGURE})
+SECRET_NAMES = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".pgpass", ".docker", ".kube", ".git-credentials",
+                ".pypirc", ".npmrc", ".bash_history", ".zsh_history", ".python_history", ".config/gcloud",
+                ".config/medagent", ".local/share/jupyter/runtime", ".ipython/profile_default/history.sqlite")
+
+
+class GuardRefusal(PermissionError):
+    """Raised inside a guarded cell: an OSError, so libraries treat it like any denied operation."""
+
+
+def policy(writable, protected=(), secrets=None, tmp: str | None = "private") -> dict:
+    """The guard's configuration as JSON-ready data: folders model code may write to, folders it may
+    never change (the data), files it may not read. ``tmp`` is where ``tempfile`` points while armed
+    (and is writable): "private" makes a fresh folder in the kernel, None leaves tempfile alone."""
+    home = os.path.expanduser("~")
+    secrets = [os.path.join(home, name) for name in SECRET_NAMES] if secrets is None else list(secrets)
+    return {"writable": [str(p) for p in writable], "protected": [str(p) for p in protected], "secrets": secrets,
+            "tmp": tmp}
+
+
+def token_pair() -> tuple[str, str]:
+    """A release token and the hash a marked cell announces for it."""
+    token = os.urandom(16).hex()
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def mark(code: str, token_hash: str) -> str:
+    """The cell as the kernel receives it: its code, then the marker announcing the release hash."""
+    return f"{code}\n{MARKER} {token_hash}\n"
+
+
+def release_cell(token: str) -> str:
+    return f"{RELEASE} {token}\n"
+
+
+def install_code(config: dict) -> str:
+    """A cell that installs (or reconfigures) the guard in a kernel from this file's source, so the
+    kernel need not have jupyter_medagent installed; it prints what ``install`` returned."""
+    with open(__file__, encoding="utf-8") as handle:
+        source = handle.read()
+    return (f"def _medagent_guard():\n    namespace = {{'__name__': 'medagent_guard'}}\n"
+            f"    exec(compile({source!r}, '<medagent-guard>', 'exec'), namespace)\n"
+            f"    return namespace['install']({config!r})\n"
+            "print(_medagent_guard())\ndel _medagent_guard\n")
+
+
+def install(config: dict, *, armed_always: bool = False) -> str:
+    """Install the hook once per process; later calls reconfigure it (allowed only while unguarded).
+    Returns "installed", "configured" or "refused"."""
+    box: list = []
+    sys.audit(PING, box)
+    if box:
+        try:
+            sys.audit(CONFIGURE, json.dumps(config))
+        except PermissionError:
+            return "refused"
+        return "configured"
+    sys.addaudithook(_make_hook(config, armed_always))
+    return "installed"
+
+
+def _make_hook(config: dict, armed_always: bool):
+    """The hook, with everything it relies on bound now: model code may rebind module attributes
+    (``os.readlink``, ``threading.get_native_id``...) but not these references."""
+    import _thread
+    import pathlib
+    import posix
+    import re
+    import stat
+    import tempfile
+
+    getframe, native_id, lstat, readlink, fsopen, close, getcwd, listdir = (
+        sys._getframe, _thread.get_native_id, posix.lstat, posix.readlink, posix.open, posix.close, posix.getcwd,
+        posix.listdir)
+    realpath, normpath, mkdtemp = os.path.realpath, os.path.normpath, tempfile.mkdtemp
+    path_str, path_fspath = pathlib.PurePath.__str__, pathlib.PurePath.__fspath__
+    o_path = getattr(posix, "O_PATH", 0)
+    write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
+    sha256, loads = hashlib.sha256, json.loads
+    announced_hash = re.compile(re.escape(MARKER) + r" ([0-9a-f]{64})").search
+    af_unix = getattr(__import__("socket"), "AF_UNIX", -1)
+    main_thread, pid = native_id(), posix.getpid()
+    try:
+        from IPython.core.compilerop import CachingCompiler
+
+        ast_parse = CachingCompiler.ast_parse.__code__  # the frame that compiles a cell's text
+    except ImportError:
+        ast_parse = None
+    stdlib_ctypes = os.path.dirname(os.__file__) + "/ctypes/"
+    state = {"armed": armed_always, "always": armed_always, "hashes": set(), "files": set(), "tainted": set(),
+             "threads": set(), "tmp_saved": None, "busy": set()}
+
+    def real_dir(path: str) -> str:
+        return realpath(path).rstrip("/") + "/"
+
+    def configure(new: dict) -> None:
+        tmp = new.get("tmp")
+        if tmp == "private":
+            tmp = state.get("private_tmp") or mkdtemp(prefix="medagent-guard-")
+            state["private_tmp"] = tmp
+        state["tmp"] = tmp
+        state["writable"] = [real_dir(p) for p in new["writable"]] + ([real_dir(tmp)] if tmp else [])
+        state["protected"] = [real_dir(p) for p in new.get("protected", [])]
+        state["secrets"] = [p.rstrip("/") + "/" for p in new.get("secrets", [])]
+
+    def threads() -> set:
+        try:
+            return {int(t) for t in listdir("/proc/self/task")}
+        except OSError:
+            return set()
+
+    def agent_frame(frame) -> bool:
+        files = state["files"]
+        while frame is not None:
+            if frame.f_code.co_filename in files:
+                return True
+            frame = frame.f_back
+        return False
+
+    def guarded(frame) -> bool:
+        return state["armed"] or native_id() in state["tainted"] or (bool(state["files"]) and agent_frame(frame))
+
+    def refuse(what: str) -> None:
+        out = state["writable"][0].rstrip("/") if state["writable"] else "not set"
+        raise GuardRefusal(f"{REFUSAL} refused: {what} (model-written code may not do this; the run's output "
+                           f"folder is {out})")
+
+    # ------------------------------------------------------------------ paths, resolved by the kernel
+    def as_text(path):
+        """The path argument as text. Only types whose conversion runs no model code are read: the hook
+        never calls into objects model code may have made."""
+        kind = type(path)
+        if kind is str:
+            return path
+        if kind is bytes:
+            return path.decode("utf-8", "surrogateescape")
+        if issubclass(kind, pathlib.PurePath) and kind.__module__ == "pathlib" \
+                and kind.__str__ is path_str and kind.__fspath__ is path_fspath:
+            return path_str(path)
+        return None
+
+    def fd_path(fd: int):
+        try:
+            return readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return None
+
+    def resolve(path, dir_fd=None, follow=True):
+        """The real absolute path the operating system would act on; None when it cannot be told."""
+        if type(path) is int:
+            return fd_path(path)
+        text = as_text(path)
+        if text is None:
+            return None
+        if text.startswith("file:"):  # sqlite URIs
+            text = text[5:].split("?")[0]
+        if not text.startswith("/"):
+            base = fd_path(dir_fd) if type(dir_fd) is int else None
+            text = (base if base is not None else getcwd()) + "/" + text
+        text = text.rstrip("/") or "/"
+        head, _, tail = text.rpartition("/")
+        target, rest = (text, "") if follow or not tail else (head or "/", tail)
+        while True:  # the deepest part that exists is resolved by the kernel, the rest appended
+            try:
+                fd = fsopen(target, o_path | posix.O_CLOEXEC) if o_path else None
+            except OSError:
+                parent, _, name = target.rpartition("/")
+                if not name:
+                    return None
+                target, rest = parent or "/", name + ("/" + rest if rest else "")
+                continue
+            if fd is None:
+                real = realpath(target)
+            else:
+                try:
+                    real = readlink(f"/proc/self/fd/{fd}")
+                finally:
+                    close(fd)
+            return normpath(real + ("/" + rest if rest else ""))
+
+    def inside(real: str, roots) -> bool:
+        return any((real.rstrip("/") + "/").startswith(root) for root in roots)
+
+    def check_write(action: str, path, dir_fd=None, follow=True) -> None:
+        real = resolve(path, dir_fd, follow)
+        if real is None:
+            refuse(f"{action} a path given as {type(path).__name__}; pass a str or a pathlib.Path")
+        if inside(real, state["protected"]):
+            refuse(f"{action} {real} inside the data folder, which is read-only")
+        if real != "/dev/null" and not inside(real, state["writable"]):
+            refuse(f"{action} {real}, outside the run's output folder")
+        try:
+            info = lstat(real)
+        except OSError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            refuse(f"{action} {real}: a hard-linked file whose other names may lie outside the output folder")
+
+    def check_read(path) -> None:
+        real = resolve(path)
+        if real is not None and (inside(real, state["secrets"]) or
+                                 (real.startswith("/proc/") and real.endswith("/environ"))):
+            refuse(f"reads {real}, which holds secrets")
+
+    def called_by_agent(frame) -> bool:
+        """Model code made this call itself (through ctypes' own Python layer at most)."""
+        while frame is not None and frame.f_code.co_filename.startswith(stdlib_ctypes):
+            frame = frame.f_back
+        return frame is not None and frame.f_code.co_filename in state["files"]
+
+    # ------------------------------------------------------------------ arming and release
+    def clean_ipython_compile(frame) -> bool:
+        """IPython's own cell compiler, on the main thread, with no model code anywhere below it."""
+        return (ast_parse is not None and frame is not None and frame.f_code is ast_parse
+                and native_id() == main_thread and not agent_frame(frame))
+
+    def on_compile(source, filename, frame) -> None:
+        if type(source) is bytes:  # the event carries the text compile() received, encoded
+            source = source.decode("utf-8", "replace")
+        elif type(source) is not str:
+            return
+        if MARKER in source:
+            if type(filename) is str:
+                state["files"].add(filename)
+            if not state["armed"]:
+                state["armed"], state["threads"] = True, threads()
+                if state["tmp"]:
+                    state["tmp_saved"], tempfile.tempdir = tempfile.tempdir, state["tmp"]
+            if not state["hashes"] and clean_ipython_compile(frame):
+                found = announced_hash(source)
+                state["hashes"] = {found.group(1)} if found else set()
+        elif source.startswith(RELEASE) and state["armed"] and not state["always"] and clean_ipython_compile(frame):
+            token = source[len(RELEASE):].split()
+            if token and sha256(token[0].encode()).hexdigest() in state["hashes"]:
+                state["tainted"] |= threads() - state["threads"]
+                state["armed"], state["hashes"] = False, set()
+                if state["tmp"]:
+                    tempfile.tempdir = state["tmp_saved"]
+        elif type(filename) is str and frame is not None and frame.f_code.co_filename in state["files"]:
+            state["files"].add(filename)  # code the agent compiles itself stays the agent's
+
+    def env_change_by_agent(frame) -> bool:
+        """Model code changes the environment itself or through a magic (``%env``); libraries that set
+        their own variables while they load or run (numpy, monai, torch) are left alone."""
+        while frame is not None and frame.f_code.co_filename in ("<frozen os>", os.__file__):
+            frame = frame.f_back
+        return frame is not None and (frame.f_code.co_filename in state["files"]
+                                      or "/IPython/core/magics/" in frame.f_code.co_filename)
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in _WATCHED:
+            return
+        me = native_id()
+        if me in state["busy"]:  # the hook's own path lookups
+            return
+        state["busy"].add(me)
+        try:
+            decide(event, args, getframe(1))
+        finally:
+            state["busy"].discard(me)
+
+    def decide(event: str, args: tuple, frame) -> None:
+        if event == "compile":
+            on_compile(args[0], args[1], frame)
+            return
+        if event == PING:
+            args[0].append(True)
+            return
+        if not guarded(frame):
+            if event == CONFIGURE and native_id() == main_thread:
+                configure(loads(args[0]))
+            return
+        if event == CONFIGURE:
+            refuse("reconfigures the guard")
+        if event in _PROCESS:
+            refuse(f"starts a process ({event})")
+        if event in _NETWORK:
+            refuse(f"reaches the network ({event})")
+        if event == "socket.__new__":
+            if args[1] != af_unix:
+                refuse("opens a network socket")
+        elif event in _INTROSPECTION:
+            refuse(f"inspects the interpreter's internals ({event})")
+        elif event in _CTYPES:
+            if event == "ctypes.dlopen":
+                real = resolve(args[0]) if args[0] else None
+                if args[0] is None or (real and inside(real, state["writable"])):
+                    refuse("loads a native library from the output folder or the process itself with ctypes")
+            if called_by_agent(frame):
+                refuse(f"calls native code through ctypes ({event})")
+        elif event == "code.__new__":
+            if called_by_agent(frame):
+                refuse("builds code objects")
+        elif event == "import":
+            if type(args[0]) is str and args[0].split(".")[0] in _INSTALLERS:
+                refuse(f"imports {args[0]}, which installs packages")
+        elif event == "open":
+            path, mode, flags = args
+            if mode is None:  # os.open: it may carry a dir_fd the event does not show
+                writing = bool(flags & write_flags)
+                if writing and type(path) is not int and not (as_text(path) or "").startswith("/"):
+                    refuse("opens a relative path for writing with os.open; use an absolute path")
+            else:
+                writing = any(c in mode for c in "wax+")
+            if writing:
+                check_write("writes", path)
+            else:
+                check_read(path)
+        elif event in _ONE_PATH:
+            index, fd_index, follow = _ONE_PATH[event]
+            if event == "sqlite3.connect" and type(args[0]) is str and args[0] in (":memory:", ""):
+                return
+            dir_fd = args[fd_index] if fd_index is not None and len(args) > fd_index else None
+            check_write(f"changes ({event})", args[index], dir_fd, follow)
+            if event in ("shutil.copytree", "shutil.move"):
+                check_read(args[0])
+        elif event == "os.rename":  # rename and replace: the old and the new name both change
+            src, dst, src_fd, dst_fd = (list(args) + [None, None])[:4]
+            check_write("moves", src, src_fd, follow=False)
+            check_write("moves onto", dst, dst_fd, follow=False)
+        elif event == "os.link":
+            src, dst, src_fd, dst_fd = (list(args) + [None, None])[:4]
+            check_write("hard-links", src, src_fd)
+            check_write("hard-links onto", dst, dst_fd, follow=False)
+        elif event == "os.symlink":
+            src, dst, dst_fd = (list(args) + [None])[:3]
+            check_write("makes a link at", dst, dst_fd, follow=False)
+            text = as_text(src)
+            where = resolve(dst, dst_fd, follow=False)
+            check_write("makes a link to", text if text is None or text.startswith("/") or where is None
+                        else os.path.dirname(where) + "/" + text)
+        elif event == "os.chdir":
+            refuse("changes the working directory")
+        elif event in ("os.putenv", "os.unsetenv"):
+            if env_change_by_agent(frame):
+                refuse("changes the environment")
+        elif event in ("os.kill", "os.killpg"):
+            if event == "os.killpg" or args[0] != pid:
+                refuse("signals another process")
+
+    configure(config)
+    return hook

@@ -1,0 +1,186 @@
+"""Kernels the project starts: bubblewrap around a launcher that sets resource limits, IPC sockets in a
+private folder, an environment built from an allow-list.
+
+jupyter_client launches what a kernel spec's argv says (``KernelManager.kernel_cmd`` is ignored), so
+each kernel gets a spec of its own, served by a one-spec KernelSpecManager; its LocalProvisioner does
+the launching, and interrupts travel as control messages (the sandboxed kernel runs in a session of
+its own, where a process-group signal would not reach it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jupyter_client import AsyncKernelManager, KernelManager
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+# Variables a kernel may inherit; everything else (API keys, tokens, cloud credentials) stays out.
+ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "PYTHONPATH", "VIRTUAL_ENV",
+               "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "MPLBACKEND",
+               "NVIDIA_VISIBLE_DEVICES", "TORCH_HOME", "NUMBA_CACHE_DIR")
+# Hidden inside the sandbox: home folders (keys, tokens, other kernels' connection files), the host's
+# temporary files, and files holding password hashes or host keys.
+HIDDEN_DIRS = ("/home", "/root", "/tmp", "/var/tmp", "/run", "/etc/ssh")
+HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+SANDBOX_HOME = "/tmp/home"
+
+
+@dataclass(frozen=True)
+class KernelLimits:
+    """Resource limits set inside each kernel the project starts (None: no limit)."""
+
+    memory_mb: int | None = None  # address space (RLIMIT_AS)
+    cpu_seconds: int | None = None  # processor time of the kernel process (RLIMIT_CPU)
+
+    @classmethod
+    def default(cls) -> "KernelLimits":
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        return cls(memory_mb=int(total_mb * 0.8), cpu_seconds=4 * 3600)
+
+    def launcher_args(self) -> list[str]:
+        args = []
+        if self.memory_mb:
+            args += ["--memory-mb", str(self.memory_mb)]
+        if self.cpu_seconds:
+            args += ["--cpu-seconds", str(self.cpu_seconds)]
+        return args
+
+
+@lru_cache(maxsize=1)
+def sandbox_problem() -> str | None:
+    """Why bubblewrap cannot sandbox kernels on this machine, or None when it can (probed once)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed"
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-net",
+             "--unshare-pid", "--die-with-parent", "--new-session", "--", sys.executable, "-c", "pass"]
+    try:
+        result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not run ({exc})"
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        return f"bwrap cannot create namespaces here ({reason})"
+    return None
+
+
+def kernel_environment(*, home: str | None = None) -> dict[str, str]:
+    """The environment of a kernel the project starts: allow-listed variables only."""
+    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWED or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    env["HOME"] = home or os.path.expanduser("~")
+    env["PYTHONNOUSERSITE"] = "1" if home else env.get("PYTHONNOUSERSITE", "")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # ipykernel's debugger warns on frozen modules otherwise
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def _under(path: str, roots) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _python_paths() -> list[str]:
+    """Where this Python and its packages live: re-exposed read-only when a hidden folder holds them."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(p for p in sys.path if p)
+    paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+    return sorted(p for p in (os.path.realpath(p) for p in paths) if os.path.exists(p) and _under(p, HIDDEN_DIRS))
+
+
+def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str]) -> list[str]:
+    """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
+    socket folder writable, the data read-only, no network, its own pid namespace and session."""
+    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for hidden in HIDDEN_DIRS:
+        if os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden]
+    for hidden in HIDDEN_FILES:
+        if os.path.exists(hidden):
+            argv += ["--ro-bind", "/dev/null", hidden]
+    argv += ["--dir", SANDBOX_HOME]
+    for path in _python_paths():
+        argv += ["--ro-bind", path, path]
+    if data_dir:
+        argv += ["--ro-bind", data_dir, data_dir]
+    argv += ["--bind", output_dir, output_dir, "--bind", runtime_dir, runtime_dir]
+    if data_dir and _under(data_dir, [output_dir]):  # data inside the output folder stays read-only
+        argv += ["--ro-bind", data_dir, data_dir]
+    argv += ["--chdir", output_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    for key, value in environment.items():
+        argv += ["--setenv", key, value]
+    return argv + ["--"]
+
+
+class _OneSpec(KernelSpecManager):
+    """Serves the one kernel spec a sandboxed or guarded kernel was built with."""
+
+    def __init__(self, spec: KernelSpec, **kwargs):
+        super().__init__(**kwargs)
+        self._spec = spec
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return self._spec
+
+
+class _ProjectKernel:
+    """Launches with the allow-listed environment (whoever starts it: our executor or nbclient) and
+    removes its socket folder with the kernel."""
+
+    runtime_folder: str = ""
+    launch_env: dict[str, str] = {}
+
+    async def _async_pre_start_kernel(self, **kwargs):
+        kwargs["env"] = dict(self.launch_env)
+        return await super()._async_pre_start_kernel(**kwargs)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self.runtime_folder:
+            shutil.rmtree(self.runtime_folder, ignore_errors=True)
+
+
+class ProjectKernelManager(_ProjectKernel, KernelManager):
+    pass
+
+
+class AsyncProjectKernelManager(_ProjectKernel, AsyncKernelManager):
+    """For nbclient, which drives its kernel from a coroutine."""
+
+
+def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: str | None,
+                   limits: KernelLimits, guard_policy: dict | None = None,
+                   armed_always: bool = False, asynchronous: bool = False) -> KernelManager:
+    """A manager for a new kernel: in bubblewrap when ``sandboxed``, else a plain process; both through
+    the launcher (limits, no program may be started, optional guard installed at start) and IPC
+    sockets in a private folder."""
+    output_dir = os.path.realpath(output_dir)
+    data_dir = os.path.realpath(data_dir) if data_dir else None
+    runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
+    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", "--no-exec", *limits.launcher_args()]
+    if guard_policy is not None:
+        launcher += ["--guard", json.dumps(guard_policy)] + (["--armed"] if armed_always else [])
+    launcher += ["--", "-f", "{connection_file}"]
+    if sandboxed:
+        # JPY_PARENT_PID=1: the kernel's parent is bwrap's init; --die-with-parent ends it with us.
+        environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1"}
+        argv = bwrap_argv(output_dir=output_dir, data_dir=data_dir, runtime_dir=runtime,
+                          environment=environment) + launcher
+        env = kernel_environment()
+    else:
+        argv, env = launcher, kernel_environment()
+    spec = KernelSpec(argv=argv, env={}, display_name="Python 3 (medagent)", language="python",
+                      interrupt_mode="message", metadata={})
+    manager_class = AsyncProjectKernelManager if asynchronous else ProjectKernelManager
+    manager = manager_class(kernel_name="medagent", kernel_spec_manager=_OneSpec(spec), transport="ipc",
+                                   connection_file=os.path.join(runtime, "kernel.json"))
+    manager.runtime_folder = runtime
+    manager.launch_env = env
+    return manager
