@@ -5,10 +5,10 @@ install: sandbox
 	bash scripts/install.sh
 
 sandbox:
-	bash scripts/install-sandbox.sh
+	bash scripts/install-debian.sh bwrap bubblewrap "kernels will run behind the runtime guard only"
 
 browser:
-	bash scripts/install-browser.sh
+	bash scripts/install-debian.sh /usr/bin/chromium chromium "the browser tests will be skipped"
 
 demo: install
 	.venv/bin/medagent demo --out medagent-demo

@@ -20,11 +20,16 @@ class Task:
 
     def unmet(self, metrics: dict[str, Any]) -> list[str]:
         """Acceptance criteria the metrics do not meet, in plain words (empty when all are met)."""
-        problems = []
-        for name, (op, threshold) in self.acceptance.items():
-            value = metrics.get(name)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                problems.append(f"{name} was not measured (needed {op} {threshold})")
-            elif not COMPARISONS[op](float(value), float(threshold)):
-                problems.append(f"{name} = {float(value):.3g}, needed {op} {threshold}")
-        return problems
+        return unmet_criteria(self.acceptance, metrics)
+
+
+def unmet_criteria(criteria: dict[str, list], metrics: dict[str, Any]) -> list[str]:
+    """``criteria`` ({metric: [op, threshold]}) that ``metrics`` do not meet, in plain words."""
+    problems = []
+    for name, (op, threshold) in criteria.items():
+        value = metrics.get(name)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            problems.append(f"{name} was not measured (needed {op} {threshold})")
+        elif not COMPARISONS[op](float(value), float(threshold)):
+            problems.append(f"{name} = {float(value):.3g}, needed {op} {threshold}")
+    return problems

@@ -39,6 +39,7 @@ class Preferences:
     seed: int = 0
     test_fraction: float = 0.3
     dice_bar: float = 0.90
+    ef_bar: float = 3.0  # largest mean EF error (points) against reference labels on held-out patients
     accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
     epochs: int = 30  # classification training epochs
 
@@ -139,6 +140,8 @@ class Plan:
                                       steps=changes.get("steps", t.steps), batch_size=changes.get("batch_size"))
         if "patch" in changes:
             self.training.patch = changes["patch"]
+        if self.training.device == t.device:
+            self.training.workers = t.workers  # a repair may have taken the workers away
         self.params.update(training_params(self.training))
 
     def shrink_for_memory(self) -> tuple[str, list[str]] | None:

@@ -18,7 +18,7 @@ from jupyter_medagent.imaging.phantom import synth_cardiac
 @pytest.mark.parametrize("layout", ["acdc", "mnms", "msd"])
 def test_the_cardiac_request_is_solved_in_every_download_layout(tmp_path, layout):
     data = tmp_path / "data"
-    manifest = synth_cardiac(data, cases=12, seed=12, layout=layout, test_cases=2 if layout == "acdc" else 0, frames=10)
+    manifest = synth_cardiac(data, cases=14, seed=12, layout=layout, test_cases=2 if layout == "acdc" else 0, frames=10)
     result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", DEMO_REQUEST, "--data", "data",
                              "--out", "analysis.ipynb", "--json"], capture_output=True, text=True, timeout=900,
                             cwd=tmp_path)

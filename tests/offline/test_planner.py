@@ -209,9 +209,9 @@ def inspect_observation(compute=LAPTOP, findings=()):
                                      "compute": compute.to_dict()})
 
 
-def answers(oom_until=0, error_on=None, dice=0.95, compute=LAPTOP, findings=()):
+def answers(oom_until=0, error_on=None, dice=0.95, compute=LAPTOP, findings=(), ef_errors=(1.0,)):
     """Observations like the real tools give: cells ok (ids c1, c2, ...), judges ok, metrics from evaluation."""
-    state = {"cells": 0, "train_attempts": 0}
+    state = {"cells": 0, "train_attempts": 0, "ef_checks": 0}
 
     def answer(call, _):
         if call.name == "inspect_data":
@@ -234,6 +234,9 @@ def answers(oom_until=0, error_on=None, dice=0.95, compute=LAPTOP, findings=()):
             error = {"ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": []}
             return Observation("failed", data={"cell_id": cell_id, "ok": False, "error": error}, is_error=True)
         metrics = {"dice_mean": dice} if "dice_per_label" in source else {}
+        if "reference EF" in source:  # the held-out EF check: errors in turn, the last one repeated
+            metrics = {"ef_abs_error": ef_errors[min(state["ef_checks"], len(ef_errors) - 1)]}
+            state["ef_checks"] += 1
         return Observation("ran", data={"cell_id": cell_id, "ok": True, "metrics": metrics})
 
     return answer
@@ -294,7 +297,18 @@ def test_missing_the_bar_trains_twice_as_long_once():
     planner = Planner(_view(), Preferences(), repairs)
     finish = Driver(planner, answers(dice=0.5)).run()
     assert [r["rule"] for r in repairs] == ["train_longer"] and planner.plan.training.steps == 900
-    assert finish.arguments["status"] == "failed" and "below the quality bar" in finish.arguments["summary"]
+    assert finish.arguments["status"] == "failed" and "quality bar is not met: dice_mean = 0.5" in finish.arguments["summary"]
+
+
+def test_an_ef_error_above_the_bar_trains_longer_and_checks_again():
+    repairs = []
+    planner = Planner(_view(), Preferences(), repairs)
+    driver = Driver(planner, answers(ef_errors=(3.5, 2.1)))
+    assert driver.run().arguments["status"] == "solved"
+    assert [r["rule"] for r in repairs] == ["train_longer"] and "ef_abs_error = 3.5" in repairs[0]["error"]
+    reruns = [c.arguments["source"] for _, c in driver.calls if c.name == "edit_cell"]
+    assert "STEPS = 900" in reruns[0] and "reference EF" in reruns[-1]  # train again, then check the EF again
+    assert planner.plan.quality_bar["ef_abs_error"] == ["<=", 3.0]
 
 
 def test_no_data_folder_fails_clearly():

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from jupyter_medagent.agent.task import unmet_criteria
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences, Step, training_params
@@ -92,6 +93,7 @@ class Segmentation(Recipe):
                                    "surface area where height and weight are known; the source column says where "
                                    "each patient's numbers come from."))
             plan.params["curves"] = ("{r.patient: r.measures for r in cine_results if r.measures}" if cines else "{}")
+            plan.quality_bar["ef_abs_error"] = ["<=", prefs.ef_bar]
         plan.steps = steps
         self.describe_training(plan)
 
@@ -115,17 +117,19 @@ class Segmentation(Recipe):
     # ------------------------------------------------------------------ while running
     def review(self, plan: Plan, step: Step, data: dict[str, Any]) -> Review | None:
         metrics = data.get("metrics", {})
-        if step.name == "evaluate" and metrics.get("dice_mean", 1.0) < plan.preferences.dice_bar \
-                and not any("twice as long" in a for a in plan.adjustments):
+        checked = {"evaluate": ["dice_mean"], "ejection_fraction": ["ef_abs_error"]}.get(step.name, [])
+        missed = unmet_criteria({k: v for k, v in plan.quality_bar.items() if k in checked}, metrics)
+        if missed and not any("twice as long" in a for a in plan.adjustments):
             steps = plan.training.steps * 2
-            plan.adjustments.append(f"mean Dice {metrics['dice_mean']:.3f} was below {plan.preferences.dice_bar}, so the "
-                                    f"network trained twice as long ({steps} steps)")
+            plan.adjustments.append(f"{'; '.join(missed)}, so the network trained twice as long ({steps} steps)")
             plan.retrain(steps=steps, batch_size=plan.training.batch_size, patch=plan.training.patch)
             self.describe_training(plan)
             plan.step("evaluate").note = "Segment the held-out patients again with the longer-trained model."
-            return Review(rerun=["train", "evaluate"], repair={
-                "rule": "train_longer", "cell": "train", "fix": f"train twice as long ({steps} steps)",
-                "error": f"mean Dice {metrics['dice_mean']:.3f} below {plan.preferences.dice_bar}"})
+            since_training = [s.name for s in plan.steps[plan.steps.index(plan.step("train")):plan.steps.index(step) + 1]
+                              if s.tool == "cell"]
+            return Review(rerun=since_training, repair={"rule": "train_longer", "cell": "train",
+                                                        "fix": f"train twice as long ({steps} steps)",
+                                                        "error": "; ".join(missed)})
         if step.name == "judge_predictions" and not plan.params["postprocess"] \
                 and any(f.get("kind") == "fragmented" for f in data.get("findings", [])):
             plan.params["postprocess"] = (
@@ -140,7 +144,7 @@ class Segmentation(Recipe):
         return super().review(plan, step, data)
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
-        mean = metrics.get("dice_mean", 0.0)
+        mean = metrics.get("dice_mean", float("nan"))
         per = ", ".join(f"{name} {metrics.get(f'dice_{name}', float('nan')):.3f}" for name in plan.structures.values())
         summary = (f"Trained a {plan.training.dims}D UNet on {plan.training.device.upper()}; on held-out patients the "
                    f"mean Dice is {mean:.3f} ({per}).")
@@ -152,9 +156,10 @@ class Segmentation(Recipe):
         if plan.fixes:
             summary += (f" The quality checks found {len(plan.fixes)} problem(s) in the data; each was repaired or the "
                         "label excluded, as the fix table shows.")
-        if mean >= plan.preferences.dice_bar:
+        missed = unmet_criteria(plan.quality_bar, metrics)
+        if not missed:
             return "solved", summary
-        return "failed", summary + f" This is below the quality bar of {plan.preferences.dice_bar}."
+        return "failed", summary + f" The quality bar is not met: {'; '.join(missed)}."
 
 
 def unlabelled_cines(card: dict) -> list[dict]:
