@@ -65,7 +65,8 @@ def main() -> int:
         history.append(working[len(history) % len(working)])
     print(f"recorded {len(recorded)} real steps; replayed to {len(history)} with its last {len(working)} working steps")
     backend = AnthropicBackend("claude-sonnet-4-5", api_key="unused")  # only builds requests, never calls
-    tools, system = load_tool_schemas(), load_system_prompt()
+    tools = load_tool_schemas()
+    system = load_system_prompt([t["name"] for t in tools])
     print(f"{'step':>4s} {'cached':>7s} {'uncached':>8s} {'total':>7s} {'no-compaction total':>20s}")
     at_target = None
     for step in range(1, len(history) + 1):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from jupyter_medagent.agent.protocols import Executor
+from jupyter_medagent.agent.skills import SKILL_LEVELS
 from jupyter_medagent.agent.tools import Approver
 from jupyter_medagent.errors import ConfigError, DataError
 from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
@@ -40,6 +41,7 @@ class RunOptions:
     on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
     limits: KernelLimits = field(default_factory=KernelLimits.default)
     kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
+    skills: str = "all"  # skill tools a model backend gets: none, reference (toolkit_reference) or all (+ propose_recipe)
 
 
 def resolve_data(data: str | None, base_dir: Path) -> str | None:
@@ -110,6 +112,8 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
 
     if options.on_kernel_death not in ("fail", "restart"):
         raise ConfigError(f"on_kernel_death must be fail or restart, not {options.on_kernel_death!r}")
+    if options.skills not in SKILL_LEVELS:
+        raise ConfigError(f"skills must be one of {', '.join(SKILL_LEVELS)}, not {options.skills!r}")
     data = resolve_data(options.data, options.base_dir)
     requested = resolve_notebook(options, default_notebook)
     notebook, renamed = free_path(requested)
@@ -136,4 +140,4 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
-                 on_kernel_death=options.on_kernel_death, notices=notices)
+                 on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills)

@@ -19,6 +19,7 @@ from jupyter_medagent.agent.context import compact_history
 from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Repair, Usage
 from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
                                               TokenUsage, ToolCall)
+from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
 from jupyter_medagent.errors import KernelDied, NotebookWriteError
@@ -28,24 +29,28 @@ from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 
 
-def load_system_prompt() -> str:
-    return resources.files("jupyter_medagent.prompts").joinpath("system.md").read_text()
+def load_system_prompt(tools=()) -> str:
+    """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
+    prompts = resources.files("jupyter_medagent.prompts")
+    skills = [prompts.joinpath("skills", f"{name}.md").read_text().strip() for name in ALL_SKILL_TOOLS if name in tools]
+    return "\n\n".join([prompts.joinpath("system.md").read_text().strip(), *skills]) + "\n"
 
 
 class Agent:
     def __init__(self, task: Task, backend: Backend, executor: Executor, *, judges: list[Judge] | None = None,
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
                  notebook_path=None, reexecute: bool = True, isolation=None, redactor: Redactor | None = None,
-                 cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=()):
+                 cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=(), skills: str = "all"):
         """``isolation`` (a KernelIsolation) decides the verification re-run's kernel; ``redactor`` scrubs
-        everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"."""
+        everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"; ``skills``: which
+        skill tools the backend gets (agent/skills.py: none, reference or all)."""
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
         self.redactor = redactor or Redactor()
         self.toolbox = Toolbox(task, executor, self.draft, default_judges(judges), approver, safety,
                                on_cell_done=lambda cell: self._save_draft(), redactor=self.redactor,
-                               cell_timeout=cell_timeout)
+                               cell_timeout=cell_timeout, skills=skills)
         requested = Path(notebook_path or Path(task.output_dir) / "medagent.ipynb")
         self.notebook_path, self.notebook_renamed = free_path(requested)
         self.reexecute = reexecute
@@ -82,7 +87,7 @@ class Agent:
         self._started = time.monotonic()
         malformed = repairs_shown = 0
         tools = self.toolbox
-        system_prompt = load_system_prompt()
+        system_prompt = load_system_prompt(tools.schemas)
         for notice in self.notices:
             yield Message(notice)
         if getattr(self.backend, "notice", None):  # e.g. a model without a known price

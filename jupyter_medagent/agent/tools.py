@@ -21,6 +21,7 @@ from jupyter_medagent.agent.protocols import (
     TokenUsage,
     ToolCall,
 )
+from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
@@ -80,14 +81,19 @@ class Toolbox:
     def __init__(self, task: Task, executor: Executor, draft: DraftNotebook, judges: list[Judge],
                  approver: Approver | None = None, safety: SafetyCheck | None = None,
                  on_cell_done: Callable[[DraftCell], None] | None = None, redactor: Redactor | None = None,
-                 cell_timeout: float | None = None):
+                 cell_timeout: float | None = None, skills: str = "all"):
         self.task, self.executor, self.draft = task, executor, draft
         self.judges, self.approver, self.safety = judges, approver, safety
         self.on_cell_done = on_cell_done
         # The data card's builder may register identifiers here (``redactor.register_identifiers``).
         self.redactor = redactor or Redactor()
         self.cell_timeout = cell_timeout
-        self.schemas = {s["name"]: s for s in load_tool_schemas()}
+        if skills not in SKILL_TOOLS:
+            raise ValueError(f"unknown skills {skills!r}; use one of {', '.join(SKILL_TOOLS)}")
+        # A backend sees (and may call) only the skills this run grants.
+        withheld = set(ALL_SKILL_TOOLS) - set(SKILL_TOOLS[skills])
+        self.schemas = {s["name"]: s for s in load_tool_schemas() if s["name"] not in withheld}
+        self.inspection: dict[str, Any] | None = None  # the latest inspect_data result (data card, findings, machine)
         self.metrics: dict[str, Any] = {}
         self.pending_images: list[bytes] = []
         self.pending_findings: list[dict[str, Any]] = []
@@ -138,8 +144,36 @@ class Toolbox:
         lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
         # File names and header fields are the data's words, not the user's: quoted, never obeyed.
         text = quote_untrusted("\n".join(lines), "data card") + f"\nThe kernel's machine: {machine['describe']}"
-        return Observation(text, data={"card": card.to_dict(), "findings": findings, "label_convention": convention,
-                                       "compute": machine["fingerprint"]})
+        data = {"card": card.to_dict(), "findings": findings, "label_convention": convention,
+                "compute": machine["fingerprint"], "data_dir": folder}
+        self.inspection = data
+        return Observation(text, data=data)
+
+    def tool_toolkit_reference(self, module: str | None = None, name: str | None = None) -> ToolResult:
+        yield from ()
+        try:
+            return Observation(toolkit_reference(module, name))
+        except LookupError as exc:
+            return Observation(str(exc), is_error=True)
+
+    def tool_propose_recipe(self) -> ToolResult:
+        """The offline planner's Plan for this request and the data card of the last inspect_data (made now if
+        the backend has not inspected the data yet)."""
+        from jupyter_medagent.plan import ComputeFingerprint, PlanFailed, make_plan, parse_request
+
+        if self.inspection is None:
+            inspected = yield from self.tool_inspect_data()
+            if inspected.is_error:
+                return inspected
+        seen = self.inspection
+        try:
+            plan = make_plan(seen["card"], parse_request(self.task.request), ComputeFingerprint.from_dict(seen["compute"]),
+                             data_dir=seen["data_dir"], convention=seen["label_convention"], findings=seen["findings"])
+        except PlanFailed as exc:
+            return Observation(f"The offline planner has no plan for this request on this data: {exc}", is_error=True)
+        # The plan quotes case names and file paths from the data: fenced like the data card.
+        return Observation(quote_untrusted(proposal_text(plan), "proposed recipe"),
+                           data={"plan": plan.to_dict(), "cells": plan.cells()})
 
     def _machine(self) -> dict[str, Any]:
         """The compute fingerprint of the kernel's machine; this process's, if the kernel cannot say."""

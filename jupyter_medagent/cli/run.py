@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jupyter_medagent.safety.policy import SAFETY_MODES
 DEMO_REQUEST = ("Segment the left ventricle, myocardium and right ventricle in these short-axis cine MRIs "
                 "and report the ejection fraction per patient.")
 DEMO_ACCEPTANCE = {"dice_mean": [">=", 0.90], "ef_abs_error": ["<=", 3.0]}
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
 
 
 def register(subparsers) -> None:
@@ -40,6 +42,7 @@ def register(subparsers) -> None:
 
 
 def add_agent_options(parser) -> None:
+    from jupyter_medagent.agent.skills import SKILL_LEVELS
     from jupyter_medagent.isolation import ISOLATION_MODES
 
     parser.add_argument("--safety", default=None, choices=SAFETY_MODES,
@@ -60,6 +63,9 @@ def add_agent_options(parser) -> None:
     parser.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget for model calls")
     parser.add_argument("--vlm-judge", default=None, metavar="SELECTOR",
                         help="also judge rendered slices with a vision-language model, e.g. anthropic:claude-sonnet-4-5")
+    parser.add_argument("--skills", default="all", choices=SKILL_LEVELS,
+                        help="what a model backend gets besides the basic tools: all (default): toolkit_reference and "
+                             "propose_recipe (the offline planner's plan); reference: toolkit_reference only; none")
     parser.add_argument("--kernel-gateway", default=None, metavar="URL",
                         help="run the cells (and the verification re-run) in kernels of the Jupyter Kernel Gateway or "
                              "Enterprise Gateway at URL; the data folder must be visible there at the same path")
@@ -94,18 +100,24 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
         print("medagent: stopping (Ctrl-C again to quit at once)...", file=sys.stderr, flush=True)
         agent.stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    calls = []  # tokens of each model call (judges' included), in order: how the context grows step by step
+    # Only a main thread may handle signals (a Ray task or a thread pool may run this elsewhere).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
         for event in agent.run():
             line = describe(event)
             if line and not quiet:
                 print(line, file=sys.stderr, flush=True)
+            if event.kind == "usage":
+                calls.append({k: getattr(event, k) for k in USAGE_FIELDS})
             finished = event if event.kind == "finished" else finished
     except KeyboardInterrupt:
         for event in agent.abandon("interrupted twice by the user"):
             finished = event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
         executor.close()
     seconds = time.monotonic() - started
     metrics = dict(finished.metrics)
@@ -118,6 +130,7 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
         "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok,
         "backend": backend.name, "model": backend.model, "metrics": metrics,
         "tokens": agent.tokens, "cost_usd": round(agent.cost_usd, 6),
+        "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
         "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
         "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
         "repairs": list(getattr(backend, "repairs", [])),
@@ -134,7 +147,8 @@ def options_from(args, request: str, data, notebook, acceptance: dict, max_steps
                           default.cpu_seconds if args.kernel_cpu is None else args.kernel_cpu or None)
     return RunOptions(request, str(data), Path.cwd(), str(notebook), args.backend, args.vlm_judge, max_steps,
                       args.max_cost, args.safety, acceptance, isolation=args.isolation, cell_timeout=args.cell_timeout,
-                      on_kernel_death=args.on_kernel_death, limits=limits, kernel_gateway=args.kernel_gateway)
+                      on_kernel_death=args.on_kernel_death, limits=limits, kernel_gateway=args.kernel_gateway,
+                      skills=args.skills)
 
 
 def exit_code(status: str) -> int:
