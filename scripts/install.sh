@@ -11,4 +11,4 @@ fi
 .venv/bin/python -m pip install -q -U "pip>=25"
 # The pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[lab,test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[lab,test,bench,ray]"
