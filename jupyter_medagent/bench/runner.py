@@ -167,7 +167,21 @@ def crashed_row(spec: RunSpec, reason: str, seconds: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- local workers
-def run_in_worker(spec: RunSpec, timeout: float) -> dict[str, Any]:
+class Workers:
+    """The worker processes running now, so that stopping the bench stops them (each leads its own session,
+    where its kernels live too)."""
+
+    def __init__(self):
+        self.running: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+
+    def kill_all(self) -> None:
+        with self.lock:
+            for process in list(self.running):
+                _kill_group(process)
+
+
+def run_in_worker(spec: RunSpec, timeout: float, workers: Workers) -> dict[str, Any]:
     """One run in its own process; whatever happens to that process, a row comes back."""
     started = time.monotonic()
     row_file = Path(spec.notebook).with_name("row.json")
@@ -178,15 +192,17 @@ def run_in_worker(spec: RunSpec, timeout: float) -> dict[str, Any]:
         process = subprocess.Popen([sys.executable, "-m", "jupyter_medagent.bench.worker", str(row_file)],
                                    stdin=subprocess.PIPE, stdout=stderr, stderr=stderr, text=True,
                                    start_new_session=True)  # Ctrl-C reaches the bench, which stops its workers
+        with workers.lock:
+            workers.running.add(process)
         try:
             process.communicate(json.dumps(asdict(spec)), timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             return crashed_row(spec, f"ran past the run time-out of {timeout:.0f} s and was killed",
                                time.monotonic() - started)
-        except BaseException:
-            _kill_group(process)
-            raise
+        finally:
+            with workers.lock:
+                workers.running.discard(process)
     if row_file.exists():
         return json.loads(row_file.read_text())
     code = process.returncode
@@ -208,15 +224,29 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def run_local(specs: list[RunSpec], workers: int, timeout: float, record: Callable[[dict[str, Any]], None]) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="medagent-bench") as pool:
-        futures = [pool.submit(run_in_worker, spec, timeout) for spec in specs]
-        try:
-            for future in futures:
-                record(future.result())
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            raise
+    """The runs in at most ``workers`` local processes at a time; Ctrl-C (or SIGTERM) stops them all, and the
+    runs it cut short leave no row, so the next invocation runs them again."""
+    import signal
+
+    running = Workers()
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="medagent-bench")
+    futures = [pool.submit(run_in_worker, spec, timeout, running) for spec in specs]
+    try:
+        for future in futures:
+            record(future.result())
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        running.kill_all()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------------------------------- Ray
