@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tasks import write_lesions, write_spheres  # noqa: E402
-
-from jupyter_medagent.cli.run import execute  # noqa: E402
+from jupyter_medagent.bench.data import lesions, spheres
+from jupyter_medagent.cli.run import execute
 from jupyter_medagent.session import RunOptions
 
 
@@ -122,9 +119,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        spheres = write_spheres(tmp / "spheres")
-        summary, _ = execute(RunOptions("Segment the spheres in these volumes.", str(spheres), notebook=str(tmp / "spheres.ipynb")), quiet=True)
-        baseline = spheres_baseline(spheres, held_out(summary), summary["time_split"]["training_seconds"])
+        spheres(tmp / "spheres")
+        summary, _ = execute(RunOptions("Segment the spheres in these volumes.", str(tmp / "spheres"),
+                                        notebook=str(tmp / "spheres.ipynb")), quiet=True)
+        baseline = spheres_baseline(tmp / "spheres", held_out(summary), summary["time_split"]["training_seconds"])
         rows.append(("spheres 3D (MONAI synthetic)", summary["status"], f"Dice {summary['dice_mean']:.3f}",
                      f"3D UNet tutorial, same training time: Dice {baseline:.3f}"))
 
@@ -140,13 +138,13 @@ def main() -> None:
         rows.append(("measurement only (EF from given labels)", summary["status"],
                      f"EF error {agent_err:.2f} points on {len(measured)} patients",
                      f"raw files, no checks: EF error {naive_err:.2f} points on {len(naive)} patients"))
-        lesions = write_lesions(tmp / "lesions")
-        summary, _ = execute(RunOptions("Classify these scans: which ones show a lesion?", str(lesions),
+        lesions(tmp / "lesions")
+        summary, _ = execute(RunOptions("Classify these scans: which ones show a lesion?", str(tmp / "lesions"),
                                         notebook=str(tmp / "classify.ipynb")), quiet=True)
         test_cases = {c["case"] for c in _classified(summary)}
         rows.append(("classification (lesion vs normal)", summary["status"],
                      f"balanced accuracy {summary['metrics'].get('balanced_accuracy', float('nan')):.3f}",
-                     f"99.9th-percentile threshold: balanced accuracy {lesion_baseline(lesions, test_cases):.3f}"))
+                     f"99.9th-percentile threshold: balanced accuracy {lesion_baseline(tmp / 'lesions', test_cases):.3f}"))
     print(f"{'task':42s} {'status':8s} {'agent':36s} baseline (same run)")
     for task, status, agent, base in rows:
         print(f"{task:42s} {status:8s} {agent:36s} {base}")

@@ -184,9 +184,12 @@ def build_report(out: Path, title: str = "medagent bench") -> tuple[Path, Path]:
         figures = plots(by_config, out / "plots")
     if judge_rows:
         sections += list(judge_tables(judge_rows).items())
-    intro = (f"{len(agent_rows)} agent run(s), {len(judge_rows)} judge verdict(s), from {out / 'results.jsonl'}. "
-             "A run counts as solved only when it claimed success, its notebook re-ran on its own and the task's "
-             "judge agreed with the truth.")
+    intro = f"{len(agent_rows)} agent run(s), {len(judge_rows)} judge verdict(s), from {out / 'results.jsonl'}."
+    if agent_rows:
+        intro += (" A run counts as solved only when it claimed success, its notebook re-ran on its own and the "
+                  "task's judge agreed with the truth.")
+    if judge_rows:
+        intro += " A judge's flag on a broken pair is a detection, on a correct pair a false alarm."
     md = [f"# {title}", "", intro, ""]
     page = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"

@@ -167,6 +167,27 @@ def test_the_judge_suite_scores_the_quantitative_judge(tmp_path):
     assert "| quantitative | 2/2 | 100% | 0/2 | 0% |" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_a_vlm_judge_is_scored_beside_the_quantitative_one(tmp_path):
+    """A model that flags everything (a local server speaking OpenAI's protocol) sees every pair's montage and
+    is scored as what it is: every broken pair caught, every correct pair a false alarm."""
+    from tests.backends.wire import WireServer, openai_reply
+
+    server = WireServer([openai_reply(tool=("report", {"verdict": "flag", "findings": []})) for _ in range(4)])
+    suite = tmp_path / "judges.toml"
+    suite.write_text('kind = "judge"\n[[sets]]\nmaker = "brain_mni"\nsubjects = 2\nwrong_spacing = 0\nflipped = 1\n')
+    try:
+        result = medagent("bench", "--suite", suite, "--out", tmp_path / "out", "--vlm-judge",
+                          f"openai:flagger@{server.url}/v1", timeout=300)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests) == 2
+    assert any(part.get("type") == "image_url" for part in server.requests[0]["messages"][1]["content"])
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| quantitative | 1/1 | 100% | 0/1 | 0% |" in report
+    assert "| vlm:openai:flagger@" in report and "| 1/1 | 100% | 1/1 | 100% |" in report
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -339,10 +339,10 @@ def test_demo_end_to_end_meets_the_bar(tmp_path):
 
 @pytest.mark.slow
 def test_classification_end_to_end(tmp_path):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[2] / "benchmarks"))
-    from tasks import write_lesions
+    from jupyter_medagent.bench.data import lesions
 
-    data = write_lesions(tmp_path / "lesions", cases_per_class=24)
+    data = tmp_path / "lesions"
+    lesions(data, cases_per_class=24)
     result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", "Classify these scans: which show a lesion?",
                              "--data", str(data), "--out", str(tmp_path / "nb.ipynb"), "--json",
                              "--accept", "balanced_accuracy>=0.85"], capture_output=True, text=True, timeout=600)
@@ -355,10 +355,10 @@ def test_classification_end_to_end(tmp_path):
 def test_the_3d_recipe_runs_end_to_end(tmp_path):
     """The 3D full-resolution recipe (chosen on a GPU for isotropic data) forced on this CPU with a short budget:
     its cells (patch sampling, 3D UNet, sliding-window prediction) run and re-run cleanly."""
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[2] / "benchmarks"))
-    from tasks import write_spheres
+    from jupyter_medagent.bench.data import spheres
 
-    data = write_spheres(tmp_path / "spheres", cases=8)
+    data = tmp_path / "spheres"
+    spheres(data, cases=8)
     result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", "Segment the spheres.", "--data", str(data),
                              "--out", str(tmp_path / "nb.ipynb"), "--json",
                              "--backend", "offline:dims=3,steps=40,dice_bar=0.5"], capture_output=True, text=True,
