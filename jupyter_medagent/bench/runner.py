@@ -205,6 +205,7 @@ def run_in_worker(spec: RunSpec, timeout: float, workers: Workers) -> dict[str, 
                 workers.running.discard(process)
     if row_file.exists():
         return json.loads(row_file.read_text())
+    _kill_group(process)  # what the dead worker left running in its session (its kernels)
     code = process.returncode
     why = f"the worker process was killed by signal {-code}" if code < 0 else f"the worker process exited with code {code}"
     tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]

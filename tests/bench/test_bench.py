@@ -20,7 +20,7 @@ import pytest
 from jupyter_medagent.bench.suite import SuiteError, load_suite
 
 TINY_SUITE = """
-description = "EF from given labels, one flipped label, two wordings"
+description = "EF from given labels, two flipped labels, two wordings"
 
 [tasks.ef_from_labels]
 data = { maker = "cardiac_phantom", cases = 3, seed = 8, pitfalls = ["orientation_flip"] }
@@ -116,7 +116,7 @@ def test_a_killed_worker_is_a_failed_row_the_bench_goes_on_and_a_rerun_skips_wha
     assert first["wording"] == "expert" and first["solved"] is False and first["crashed"] is True
     assert "killed by signal 9" in first["verdict"]
     assert second["wording"] == "ordinary" and second["solved"] is True, second["verdict"]
-    assert "pitfalls handled 1/1" in second["verdict"] and Path(second["notebook"]).exists()
+    assert "pitfalls handled 2/2" in second["verdict"] and Path(second["notebook"]).exists()
     assert (out / "report.md").exists() and "killed by signal 9" in (out / "report.md").read_text()
 
     started = time.monotonic()
