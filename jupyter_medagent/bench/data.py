@@ -141,7 +141,8 @@ def ct_vertebra(out: Path, patients: int = 8, slices: int = 8, seed: int = 0, ra
         bone = ndimage.binary_opening(ndimage.gaussian_filter(volume, 0.7) > 250, iterations=1).astype(np.uint8)
         folder = out / f"patient{n:02d}"
         # Names the redactor would find in paths (it scrubs identifying tags wherever they appear) are avoided.
-        files = write_series(Volume(volume, affine), folder / "CT", modality="CT", patient_id=f"CT{n:04d}")
+        files = write_series(Volume(volume, affine), folder / "CT", modality="CT", patient_name="Anonymous^",
+                             patient_id=f"CT{n:04d}")
         if n <= raw_offset:
             for path in files:
                 ds = pydicom.dcmread(path)

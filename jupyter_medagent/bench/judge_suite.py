@@ -21,14 +21,11 @@ CONTEXT = ("An image and its reference label map exactly as they were delivered,
 
 def judge_rows(suite: Suite, out: Path, vlm_selectors: list[str], done: set[str],
                record: Callable[[dict[str, Any]], None]) -> None:
+    from jupyter_medagent.backends import make_judges
     from jupyter_medagent.imaging import build_data_card, load_pair, render_montage
     from jupyter_medagent.judge.quantitative import check_dataset
 
-    judges = {"quantitative": None}
-    for selector in vlm_selectors:
-        from jupyter_medagent.backends import make_judges
-
-        judges[f"vlm:{selector}"] = make_judges(selector)[0]
+    judges = {"quantitative": None, **{f"vlm:{selector}": make_judges(selector)[0] for selector in vlm_selectors}}
     for data in suite.sets:
         folder = Path(out) / "data" / data.folder_name
         truth = make_data(data.maker, data.params, folder)

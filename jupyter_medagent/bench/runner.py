@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -130,11 +131,14 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     from jupyter_medagent.bench.data import make_data
     from jupyter_medagent.bench.judging import judge_run
     from jupyter_medagent.cli.run import execute
-    from jupyter_medagent.session import RunOptions
+    from jupyter_medagent.session import RunOptions, output_folder
 
     started = time.monotonic()
     truth = make_data(spec.maker, spec.data_params, Path(spec.data_dir))
-    Path(spec.notebook).parent.mkdir(parents=True, exist_ok=True)
+    notebook = Path(spec.notebook)
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    notebook.unlink(missing_ok=True)  # a run cut short before: start afresh, under the same name
+    shutil.rmtree(output_folder(notebook), ignore_errors=True)
     # No one is at a console to approve cells: the static gate enforces, the sandbox isolates where it can.
     options = RunOptions(spec.request, spec.data_dir, notebook=spec.notebook, backend=spec.backend,
                          max_steps=spec.max_steps, max_cost=spec.max_cost, safety="enforce", isolation=spec.isolation,
