@@ -34,7 +34,7 @@ class RunOptions:
     max_cost: float | None = None  # USD, a hard stop for model calls
     safety: str | None = None  # enforce, approve or off; None: enforce, or approve where a model's cells run unsandboxed
     acceptance: dict[str, list] = field(default_factory=dict)
-    reexecute: bool = True
+    reexecute: bool = True  # verify the refined notebook by re-running it; False: it is marked "not verified"
     isolation: str = "auto"  # kernels the run starts: auto (sandbox where bubblewrap works, else guard), sandbox, guard, off
     cell_timeout: float | None = None  # seconds a cell may run before it is interrupted; None: no limit
     on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
@@ -92,10 +92,12 @@ def plan_isolation(mode: str, output_dir: Path, data_dir: str | None, limits: Ke
 
 
 def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
-                approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False):
+                approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False,
+                on_live=None):
     """The Agent for ``options``; cells run through ``make_executor(isolation)``.
 
     ``approver`` is how this front door asks the user about a cell; it is used in approve mode only.
+    ``on_live`` receives a running cell's live events when the executor runs cells inline (the magic).
     ``user_kernel``: the cells run in the user's own kernel (magic, sidebar), which is never sandboxed.
     Raises MedagentError subclasses (unknown backend, missing key, missing folder) before any kernel is
     started or connected to.
@@ -119,7 +121,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
     notices = [isolation.notice] if isolation.notice else []
     if renamed:
-        notices.append(f"A notebook of yours already exists at {requested}; writing to {notebook} instead.")
+        notices.append(f"{requested.name} already exists and is kept as it is; this run writes {notebook.name}.")
     safety = options.safety
     if safety is None:
         unsandboxed = user_kernel or not isolation.sandboxed
@@ -136,4 +138,4 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
-                 on_kernel_death=options.on_kernel_death, notices=notices)
+                 on_kernel_death=options.on_kernel_death, notices=notices, on_live=on_live)
