@@ -129,16 +129,20 @@ class _CapturingDisplayHook(DisplayHook):
 @contextmanager
 def _capture(shell, live: _LiveOutputs):
     """Everything a cell shows goes to ``live``: prints, displays (matplotlib's too), its last value."""
-    saved = (sys.stdout, sys.stderr, shell.display_pub, shell.displayhook, shell.display_trap.hook, shell.showtraceback)
+    saved = (sys.stdout, sys.stderr, sys.displayhook, shell.display_pub, shell.displayhook, shell.display_trap.hook,
+             shell.showtraceback)
     hook = _CapturingDisplayHook(shell, live)
     sys.stdout, sys.stderr = _StreamWriter("stdout", live), _StreamWriter("stderr", live)
     shell.display_pub = _Publisher(live, shell=shell)
-    shell.displayhook = shell.display_trap.hook = hook
+    # sys.displayhook too: the magic's own cell holds IPython's display trap open, so a nested cell's trap
+    # would not install the hook.
+    sys.displayhook = shell.displayhook = shell.display_trap.hook = hook
     shell.showtraceback = lambda *args, **kwargs: None  # errors are returned, not printed under the magic
     try:
         yield
     finally:
-        sys.stdout, sys.stderr, shell.display_pub, shell.displayhook, shell.display_trap.hook, shell.showtraceback = saved
+        (sys.stdout, sys.stderr, sys.displayhook, shell.display_pub, shell.displayhook, shell.display_trap.hook,
+         shell.showtraceback) = saved
 
 
 @contextmanager
