@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -12,7 +14,21 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from jupyter_medagent.notebook.draft import DraftCell
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_metadata() -> dict[str, Any]:
+    """The kernelspec and language_info JupyterLab itself writes for the python3 kernel here, so that a refined
+    notebook opens unmodified (Lab replaces metadata that differs from its kernel's, marking the notebook dirty)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        display_name = KernelSpecManager().get_kernel_spec("python3").display_name
+    except NoSuchKernel:
+        display_name = "Python 3 (ipykernel)"
+    return {"kernelspec": {"display_name": display_name, "language": "python", "name": "python3"},
+            "language_info": dict(IPythonKernel.language_info)}
 
 
 def free_path(path) -> tuple[Path, bool]:
@@ -58,7 +74,7 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
                      verified: str = "not yet") -> nbformat.NotebookNode:
     """Title, the plan (when the backend made one), then each cell preceded by its note (a skipped cell as a
     note only, its code shown but not runnable), then the results; provenance in metadata."""
-    nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb = new_notebook(metadata=copy.deepcopy(kernel_metadata()))
     intro = f"# {_title(request)}\n\n**Request:** {request.strip()}\n\n"
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
