@@ -60,11 +60,13 @@ def _say(text: str) -> None:
 
 
 def notebook_of(shell) -> Path | None:
-    """The notebook this kernel serves: ipykernel sets ``__session__`` from JupyterLab's session path."""
-    session = shell.user_ns.get("__session__")
-    if isinstance(session, str) and session.endswith(".ipynb"):
-        path = Path(session)
-        return path if path.is_absolute() else Path.cwd() / path.name
+    """The notebook this kernel serves: ipykernel sets ``__session__`` from JupyterLab's session path, VS Code
+    sets ``__vsc_ipynb_file__``. None where the front end does not say (a terminal, a plain nbclient run)."""
+    for name in ("__session__", "__vsc_ipynb_file__"):
+        session = shell.user_ns.get(name)
+        if isinstance(session, str) and session.endswith(".ipynb"):
+            path = Path(session)
+            return path if path.is_absolute() else Path.cwd() / path.name
     return None
 
 

@@ -40,6 +40,7 @@ class RunOptions:
     on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
     limits: KernelLimits = field(default_factory=KernelLimits.default)
     kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
+    kernel_elsewhere: bool = False  # the cells run in a kernel on another machine (a gateway kernel of the notebook's)
 
 
 def resolve_data(data: str | None, base_dir: Path) -> str | None:
@@ -130,7 +131,8 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
             notices.append("A model writes the cells and they run outside the sandbox, so each cell waits for your "
                            "approval (choose --safety enforce to let them run after the static check).")
     gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
-    task = Task(options.request, data, str(output_dir), options.acceptance)
+    task = Task(options.request, data, str(output_dir), options.acceptance,
+                relative_paths=not (options.kernel_gateway or options.kernel_elsewhere))
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)
     executor = make_executor(isolation)

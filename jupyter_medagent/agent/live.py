@@ -27,7 +27,7 @@ class LiveOutputs:
     def __init__(self, cell_id: str):
         self.cell_id = cell_id
         self.started = time.monotonic()
-        self._last_sent = 0.0
+        self._last_sent = self.started  # a cell done within SNAPSHOT_EVERY_S needs no live view: CellExecuted follows
         self._last_progress: tuple | None = None
         self._sent_outputs: list | None = None
 

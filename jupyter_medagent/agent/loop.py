@@ -103,7 +103,8 @@ class Agent:
             view = self.redactor.scrub_view(AgentView(
                 self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
                 compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
-                self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir))
+                self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir,
+                self.task.relative_paths))
             try:
                 turn = yield from self._ask(view)
             except BudgetExceeded as exc:

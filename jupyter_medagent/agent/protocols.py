@@ -106,6 +106,7 @@ class AgentView:
     cost_usd: float = 0.0  # spent so far, judges included
     max_cost_usd: float | None = None  # a backend refuses a call that could pass it
     output_dir: str | None = None  # the run's own folder: the kernel's working directory, the only writable place
+    relative_paths: bool = True  # data paths may be written relative to the notebook (see Task.relative_paths)
 
 
 @runtime_checkable

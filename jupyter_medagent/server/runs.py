@@ -202,17 +202,17 @@ class RunManager:
             where = "for this notebook" if spec.isolated else "in this kernel"
             raise RunError(409, f"run {busy[0].id} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
+        km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
         options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
                              spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
-                             cell_timeout=spec.cell_timeout, reexecute=spec.verify)
+                             cell_timeout=spec.cell_timeout, reexecute=spec.verify,
+                             kernel_elsewhere=km is not None and is_gateway_kernel(km))
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
                 return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
         else:
-            km = self.kernels.get_kernel(spec.kernel_id)
-
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731
                 if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
