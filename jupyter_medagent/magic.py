@@ -1,17 +1,25 @@
 """``%%medagent``: run the agent inside the user's own kernel.
 
-Cells run in-process, so every variable they make stays in the user's namespace.
-Progress shows as a live ipywidgets timeline; every event is also published on
-the comm target ``jupyter_medagent.events`` so the JupyterLab extension can insert
-the cells into the open notebook. Without it, the refined notebook is written
-next to the current one and linked.
+Cells run in-process, so every variable they make stays in the user's namespace. In JupyterLab the
+MedAgent extension does the rest, as it does for the sidebar: the magic shows its run as a
+``RUN_MIME`` output (the extension draws the same timeline as the sidebar: thumbnails, verdict badges,
+progress) and sends every event on the comm target ``COMM_TARGET``; the extension feeds them to that
+timeline and mirrors the agent's cells, with their outputs as they arrive, into the notebook below the
+magic's cell. Other front ends see the same run as a plain-text log. When the run ends, the output keeps
+the whole timeline (thumbnails downsized), so it still shows after the notebook is reopened.
+
+The refined notebook is named after the user's (``analysis-medagent.ipynb`` next to ``analysis.ipynb``)
+and never replaces an existing file.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import html
 import shlex
+import time
+import uuid
 from pathlib import Path
 
 from IPython.core.magic import Magics, cell_magic, magics_class
@@ -21,6 +29,10 @@ from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
 
 COMM_TARGET = "jupyter_medagent.events"
+RUN_MIME = "application/vnd.medagent.run+json"
+THUMBNAIL_SIDE = 480  # pixels: what the timeline keeps of a rendered montage once the run is over
+LOG_EVERY_S = 1.0  # the plain-text log (front ends without the extension) is refreshed at most this often
+TRANSIENT = ("cell_output", "progress", "message_delta")  # live-only events, not kept in the finished timeline
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="the runtime guard in this kernel (off: none) and how the verification re-run's kernel "
                              "is isolated (auto: sandboxed where bubblewrap works)")
     parser.add_argument("--cell-timeout", type=float, default=None)
-    parser.add_argument("--out", help="refined notebook path (default: medagent-<n>.ipynb next to this notebook)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip re-running the refined notebook; it is then marked 'not verified'")
+    parser.add_argument("--out", help="refined notebook path (default: NAME-medagent.ipynb next to this notebook)")
     return parser
 
 
@@ -45,29 +59,88 @@ def _say(text: str) -> None:
     display({"text/html": f"<b>MedAgent</b>: {html.escape(text)}", "text/plain": f"MedAgent: {text}"}, raw=True)
 
 
-class Timeline:
-    """The live view: one line per event, plus a status bar with tokens and money."""
+def notebook_of(shell) -> Path | None:
+    """The notebook this kernel serves: ipykernel sets ``__session__`` from JupyterLab's session path, VS Code
+    sets ``__vsc_ipynb_file__``. None where the front end does not say (a terminal, a plain nbclient run)."""
+    for name in ("__session__", "__vsc_ipynb_file__"):
+        session = shell.user_ns.get(name)
+        if isinstance(session, str) and session.endswith(".ipynb"):
+            path = Path(session)
+            return path if path.is_absolute() else Path.cwd() / path.name
+    return None
 
-    def __init__(self):
-        import ipywidgets as widgets
 
-        self.status = widgets.HTML("<b>MedAgent</b>: starting…")
-        self.log = widgets.Output(layout={"max_height": "320px", "overflow": "auto", "border": "1px solid #ddd"})
-        self.box = widgets.VBox([self.status, self.log])
-        self.tokens, self.cost = 0, 0.0
+def default_notebook(shell) -> str:
+    """The refined notebook's name: after the user's notebook, as the sidebar names it."""
+    notebook = notebook_of(shell)
+    return f"{notebook.stem}-medagent.ipynb" if notebook else "medagent.ipynb"
 
-    def show(self) -> None:
-        display(self.box)
+
+def kept_event(event: dict) -> dict:
+    """An event as the finished timeline keeps it: rendered montages as thumbnails."""
+    if event.get("kind") == "render" and event.get("png"):
+        from jupyter_medagent.backends.conversation import downsample
+
+        small = downsample(base64.b64decode(event["png"]), THUMBNAIL_SIDE)
+        return {**event, "png": base64.b64encode(small).decode("ascii")}
+    return event
+
+
+class RunView:
+    """The run under the magic's cell: live events to the JupyterLab extension over a comm, a plain-text
+    log for other front ends, and at the end the whole timeline in the output itself."""
+
+    def __init__(self, shell, run_id: str):
+        self.run_id = run_id
+        self.lines: list[str] = []
+        self.kept: list[dict] = []
+        self.seq = 0
+        self._logged_at = 0.0
+        self.rich = getattr(shell, "kernel", None) is not None  # a kernel with a front end, not a terminal
+        self.handle = display(self._bundle(), display_id=True, raw=True) if self.rich else None
+        self.comm = self._open_comm(shell) if self.rich else None
+
+    def _open_comm(self, shell):
+        try:
+            from comm import create_comm
+
+            notebook = notebook_of(shell)
+            return create_comm(target_name=COMM_TARGET, data={"run_id": self.run_id,
+                                                                "notebook": str(notebook) if notebook else None})
+        except Exception:  # no front end listening: the plain-text log still shows the run
+            return None
+
+    def _bundle(self, done: bool = False) -> dict:
+        log = "\n".join(self.lines) or "MedAgent: starting…"
+        run = {"run_id": self.run_id, "done": done}
+        if done:
+            run["events"] = self.kept
+        return {RUN_MIME: run, "text/plain": log,
+                "text/html": f"<pre class='medagent-log'>{html.escape(log)}</pre>"}
 
     def add(self, event) -> None:
-        if event.kind == "usage":
-            self.tokens, self.cost = event.total_tokens, event.total_cost_usd
-        line = describe(event)
-        if line:
-            with self.log:
-                print(line)
-        self.status.value = (f"<b>MedAgent</b>: {html.escape(event.kind.replace('_', ' '))} · "
-                             f"{self.tokens} tokens · ${self.cost:.4f}")
+        data = event.to_json()
+        data["seq"] = self.seq
+        self.seq += 1
+        if self.comm is not None:
+            self.comm.send({"run_id": self.run_id, "event": data})
+        if data["kind"] not in TRANSIENT:
+            self.kept.append(kept_event(data))
+        line = describe(event) if data["kind"] not in TRANSIENT else None
+        if not line:
+            return
+        self.lines.append(line)
+        if not self.rich:
+            print(line, flush=True)
+        elif time.monotonic() - self._logged_at >= LOG_EVERY_S:
+            self._logged_at = time.monotonic()
+            self.handle.update(self._bundle(), raw=True)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.update(self._bundle(done=True), raw=True)
+        if self.comm is not None:
+            self.comm.close()
 
 
 @magics_class
@@ -83,48 +156,43 @@ class MedagentMagics(Magics):
         except SystemExit:
             _say("options are --data DIR, --backend SELECTOR, --vlm-judge SELECTOR, --max-cost USD, --max-steps N, "
                  "--approve, --safety enforce|approve|off, --isolation auto|sandbox|guard|off, --cell-timeout S, "
-                 "--out PATH")
+                 "--no-verify, --out PATH")
             return
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
             return
-        options = RunOptions(cell, args.data, Path.cwd(), args.out, args.backend, args.vlm_judge, args.max_steps,
+        notebook = notebook_of(self.shell)
+        base_dir = notebook.parent if notebook else Path.cwd()
+        options = RunOptions(cell, args.data, base_dir, args.out, args.backend, args.vlm_judge, args.max_steps,
                              args.max_cost, "approve" if args.approve else args.safety, isolation=args.isolation,
-                             cell_timeout=args.cell_timeout)
+                             cell_timeout=args.cell_timeout, reexecute=not args.no_verify)
+        view: RunView | None = None
         try:
             agent = build_agent(options, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
-                                approver=ask_on_console, user_kernel=True)
+                                approver=ask_on_console, user_kernel=True,
+                                default_notebook=default_notebook(self.shell), on_live=lambda e: view.add(e))
         except MedagentError as exc:
             _say(str(exc))
             return
-        timeline = Timeline()
-        timeline.show()
-        comm = _open_comm()
+        view = RunView(self.shell, uuid.uuid4().hex[:12])
         finished = None
         try:
-            for event in agent.run():
-                timeline.add(event)
-                if comm is not None:
-                    comm.send(event.to_json())
-                finished = event if event.kind == "finished" else finished
-        except KeyboardInterrupt:
-            agent.stop()
-            _say("interrupted; the partial notebook is kept.")
+            try:
+                for event in agent.run():
+                    view.add(event)
+                    finished = event if event.kind == "finished" else finished
+            except KeyboardInterrupt:  # the kernel's stop button: end the run, keep the partial notebook
+                for event in agent.abandon("interrupted by the user"):
+                    view.add(event)
+                    finished = event
+        finally:
+            view.close()
+            agent.executor.close()
         if finished and finished.notebook:
-            link = html.escape(str(Path(finished.notebook).relative_to(Path.cwd())
-                                   if Path(finished.notebook).is_relative_to(Path.cwd()) else finished.notebook))
+            path = Path(finished.notebook)
+            link = html.escape(path.relative_to(base_dir).as_posix() if path.is_relative_to(base_dir) else str(path))
             display(HTML(f"<b>MedAgent</b>: {html.escape(finished.status)} — {html.escape(finished.reason)}. "
                          f"Refined notebook: <a href='{link}' target='_blank'>{link}</a>"))
-        return None
-
-
-def _open_comm():
-    """A comm to the JupyterLab extension, when the front end is JupyterLab; None elsewhere."""
-    try:
-        from comm import create_comm
-
-        return create_comm(target_name=COMM_TARGET)
-    except Exception:  # a terminal IPython has no front end to talk to
         return None
 
 

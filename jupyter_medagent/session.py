@@ -35,13 +35,14 @@ class RunOptions:
     max_cost: float | None = None  # USD, a hard stop for model calls
     safety: str | None = None  # enforce, approve or off; None: enforce, or approve where a model's cells run unsandboxed
     acceptance: dict[str, list] = field(default_factory=dict)
-    reexecute: bool = True
+    reexecute: bool = True  # verify the refined notebook by re-running it; False: it is marked "not verified"
     isolation: str = "auto"  # kernels the run starts: auto (sandbox where bubblewrap works, else guard), sandbox, guard, off
     cell_timeout: float | None = None  # seconds a cell may run before it is interrupted; None: no limit
     on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
     limits: KernelLimits = field(default_factory=KernelLimits.default)
     kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
     skills: str = "all"  # skill tools a model backend gets: none, reference (toolkit_reference) or all (+ propose_recipe)
+    kernel_elsewhere: bool = False  # the cells run in a kernel on another machine (a gateway kernel of the notebook's)
 
 
 def resolve_data(data: str | None, base_dir: Path) -> str | None:
@@ -94,10 +95,12 @@ def plan_isolation(mode: str, output_dir: Path, data_dir: str | None, limits: Ke
 
 
 def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
-                approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False):
+                approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False,
+                on_live=None):
     """The Agent for ``options``; cells run through ``make_executor(isolation)``.
 
     ``approver`` is how this front door asks the user about a cell; it is used in approve mode only.
+    ``on_live`` receives a running cell's live events when the executor runs cells inline (the magic).
     ``user_kernel``: the cells run in the user's own kernel (magic, sidebar), which is never sandboxed.
     Raises MedagentError subclasses (unknown backend, missing key, missing folder) before any kernel is
     started or connected to.
@@ -123,7 +126,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
     notices = [isolation.notice] if isolation.notice else []
     if renamed:
-        notices.append(f"A notebook of yours already exists at {requested}; writing to {notebook} instead.")
+        notices.append(f"{requested.name} already exists and is kept as it is; this run writes {notebook.name}.")
     safety = options.safety
     if safety is None:
         unsandboxed = user_kernel or not isolation.sandboxed
@@ -132,7 +135,8 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
             notices.append("A model writes the cells and they run outside the sandbox, so each cell waits for your "
                            "approval (choose --safety enforce to let them run after the static check).")
     gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
-    task = Task(options.request, data, str(output_dir), options.acceptance)
+    task = Task(options.request, data, str(output_dir), options.acceptance,
+                relative_paths=not (options.kernel_gateway or options.kernel_elsewhere))
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)
     executor = make_executor(isolation)
@@ -140,4 +144,4 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
-                 on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills)
+                 on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live)

@@ -61,7 +61,16 @@ class CellWritten(Event):
     source: str
     note: str
     replaces: str | None = None
+    by_user: bool = False  # the user edited the code at the approval prompt
     kind: str = field(init=False, default="cell_written")
+
+
+@dataclass
+class CellSkipped(Event):
+    """The user chose not to run this cell (approve mode); it stays in the notebook, marked, and never ran."""
+
+    cell_id: str
+    kind: str = field(init=False, default="cell_skipped")
 
 
 @dataclass
@@ -73,6 +82,31 @@ class CellExecuted(Event):
     error: dict[str, Any] | None  # {"ename", "evalue", "traceback": [str]} without ANSI codes
     duration_s: float
     kind: str = field(init=False, default="cell_executed")
+
+
+@dataclass
+class CellOutput(Event):
+    """A running cell's outputs so far (sent a few times a second while it runs; CellExecuted has the final ones)."""
+
+    cell_id: str
+    outputs: list[dict[str, Any]]
+    elapsed_s: float
+    kind: str = field(init=False, default="cell_output")
+
+
+@dataclass
+class Progress(Event):
+    """How far a long piece of work is: a training loop (``what`` = "training", from the cell's progress
+    report) or the verification re-run ("verification", cells done of all)."""
+
+    what: str
+    done: int
+    total: int
+    elapsed_s: float
+    eta_s: float | None = None
+    text: str = ""  # one line, tqdm-style
+    cell_id: str | None = None
+    kind: str = field(init=False, default="progress")
 
 
 @dataclass
@@ -97,13 +131,16 @@ class Render(Event):
 
 @dataclass
 class Verdict(Event):
-    """A judge's verdict. ``findings`` use the quantitative judge's kind names."""
+    """A judge's verdict. ``findings`` use the quantitative judge's kind names. ``not_checked``: the judge had
+    no evidence (no cell reported findings or rendered an image since the last verdict, e.g. the user skipped
+    the checking cell), so it says nothing about the data."""
 
-    judge: str  # "quantitative", "vlm" or "merged"
-    verdict: Literal["ok", "flag"]
+    judge: str  # "quantitative", "vlm", "merged", or "panel" when nothing could be checked
+    verdict: Literal["ok", "flag", "not_checked"]
     findings: list[dict[str, Any]]
     cell_id: str | None = None
     confidence: float | None = None
+    reason: str = ""
     kind: str = field(init=False, default="verdict")
 
 
@@ -132,8 +169,19 @@ class ApprovalRequest(Event):
 
 
 @dataclass
+class Results(Event):
+    """What the run found, shown before the verification re-run (which takes about as long as the run)."""
+
+    summary: str
+    headline: list[dict[str, Any]]  # see agent/headline.py
+    metrics: dict[str, Any] = field(default_factory=dict)
+    kind: str = field(init=False, default="results")
+
+
+@dataclass
 class Finished(Event):
-    """The run ended. ``status``: solved, failed or stopped; ``reason`` says why in plain words."""
+    """The run ended. ``status``: solved, failed or stopped; ``reason`` says why in plain words.
+    ``verified``: "yes", "no", "skipped" (the user chose not to re-run) or "not run" (nothing to verify)."""
 
     status: Literal["solved", "failed", "stopped"]
     reason: str
@@ -141,4 +189,6 @@ class Finished(Event):
     metrics: dict[str, Any] = field(default_factory=dict)
     notebook: str | None = None
     reexecuted_ok: bool | None = None
+    headline: list[dict[str, Any]] = field(default_factory=list)  # the numbers the user asked for (agent/headline.py)
+    verified: str = "not run"
     kind: str = field(init=False, default="finished")

@@ -12,11 +12,12 @@ import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
-from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Repair, Usage
+from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Progress, Repair, Results, Usage
+from jupyter_medagent.agent.headline import headline
 from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
                                               TokenUsage, ToolCall)
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
@@ -40,17 +41,19 @@ class Agent:
     def __init__(self, task: Task, backend: Backend, executor: Executor, *, judges: list[Judge] | None = None,
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
                  notebook_path=None, reexecute: bool = True, isolation=None, redactor: Redactor | None = None,
-                 cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=(), skills: str = "all"):
+                 cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=(), skills: str = "all",
+                 on_live: Callable[[Event], None] | None = None):
         """``isolation`` (a KernelIsolation) decides the verification re-run's kernel; ``redactor`` scrubs
         everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"; ``skills``: which
-        skill tools the backend gets (agent/skills.py: none, reference or all)."""
+        skill tools the backend gets (agent/skills.py: none, reference or all); ``on_live`` receives a running
+        cell's live events when the executor runs cells inline (see Toolbox)."""
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
         self.redactor = redactor or Redactor()
         self.toolbox = Toolbox(task, executor, self.draft, default_judges(judges), approver, safety,
                                on_cell_done=lambda cell: self._save_draft(), redactor=self.redactor,
-                               cell_timeout=cell_timeout, skills=skills)
+                               cell_timeout=cell_timeout, skills=skills, on_live=on_live)
         requested = Path(notebook_path or Path(task.output_dir) / "medagent.ipynb")
         self.notebook_path, self.notebook_renamed = free_path(requested)
         self.reexecute = reexecute
@@ -93,7 +96,7 @@ class Agent:
         if getattr(self.backend, "notice", None):  # e.g. a model without a known price
             yield Message(self.backend.notice)
         if self.notebook_renamed:
-            yield Message(f"A notebook of yours already exists at the requested path; writing to {self.notebook_path} instead.")
+            yield Message(f"The requested notebook already exists and is kept as it is; this run writes {self.notebook_path.name}.")
         while True:
             if self.stopped:
                 yield from self._finish("stopped", "stopped by the user")
@@ -105,7 +108,8 @@ class Agent:
             view = self.redactor.scrub_view(AgentView(
                 self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
                 compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
-                self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir))
+                self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir,
+                self.task.relative_paths))
             try:
                 turn = yield from self._ask(view)
             except BudgetExceeded as exc:
@@ -229,7 +233,8 @@ class Agent:
                         usage.cost_usd, self.tokens, self.cost_usd)
 
     # ------------------------------------------------------------------ the end
-    def _provenance(self, status: str, reason: str, reexecuted_ok: bool | None) -> dict[str, Any]:
+    def _provenance(self, status: str, reason: str, reexecuted_ok: bool | None,
+                    verified: str = "not yet") -> dict[str, Any]:
         tools = self.toolbox
         return {
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
@@ -242,6 +247,8 @@ class Agent:
             "seconds": round(time.monotonic() - self._started, 1),
             "cells_written": len(self.draft.cells),
             "cells_kept": len(self.draft.surviving()),
+            "cells_skipped_by_user": [c.id for c in self.draft.cells if c.status == "skipped"],
+            "cells_edited_by_user": [c.id for c in self.draft.cells if c.edited_by_user],
             "cell_errors": tools.errors_seen,
             "plan": plan.to_dict() if (plan := getattr(self.backend, "plan", None)) else None,
             "repairs": list(getattr(self.backend, "repairs", [])),
@@ -250,6 +257,7 @@ class Agent:
             "judge_disagreements": tools.disagreements,
             "data_dir": self.task.data_dir,
             "reexecuted_ok": reexecuted_ok,
+            "verified": verified,
         }
 
     def _plan_markdown(self) -> str:
@@ -269,15 +277,20 @@ class Agent:
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
         metrics = dict(self.toolbox.metrics)
         kept = self.draft.surviving()
-        reexecuted_ok = None
+        reexecuted_ok, verified = None, "not run"
         try:
             if status == "solved" or (status == "failed" and kept):
-                nb = refined_notebook(self.task.request, kept, metrics, self._provenance(status, reason, None),
-                                      summary=summary, plan_markdown=self._plan_markdown())
+                verified = ("skipped" if not self.reexecute else
+                            "not yet" if status == "solved" and not self.stopped else "not run")
+                nb = refined_notebook(self.task.request, self.draft.kept_or_skipped(), metrics,
+                                      self._provenance(status, reason, None, verified), summary=summary,
+                                      plan_markdown=self._plan_markdown(), verified=verified)
                 self._write(nb)
-                if self.reexecute and status == "solved" and not self.stopped:
-                    yield Message("Re-running the refined notebook top to bottom in a fresh kernel to verify it...")
-                    reexecuted_ok, error = self._reexecute()
+                if status == "solved" and not self.stopped:
+                    yield Results(summary, headline(metrics), metrics)  # the answer first; verifying takes as long as the run
+                if verified == "not yet":
+                    reexecuted_ok, error = yield from self._reexecute()
+                    verified = "yes" if reexecuted_ok else "no"
                     if self.stopped:
                         status, reason = "stopped", "stopped by the user during the verification re-run"
                     elif not reexecuted_ok:
@@ -289,11 +302,11 @@ class Agent:
                 if unmet:
                     status, reason = "failed", "the quality bar was not met: " + "; ".join(unmet)
             if self.notebook_path.exists():
-                self._stamp(status, reason, reexecuted_ok)
+                self._stamp(status, reason, reexecuted_ok, verified)
         except NotebookWriteError as exc:
             status, reason = "failed", self._mark_unwritable(status, reason, exc)
         yield Finished(status, reason, summary, metrics, str(self.notebook_path) if self.notebook_path.exists() else None,
-                       reexecuted_ok)
+                       reexecuted_ok, headline(metrics), verified)
 
     def _mark_unwritable(self, status: str, reason: str, exc: NotebookWriteError) -> str:
         """The disk is full (or the file too large): mark what is on disk with the smallest notebook that
@@ -313,35 +326,52 @@ class Agent:
                 pass
         return reason
 
-    def _reexecute(self) -> tuple[bool, str | None]:
-        """The verification re-run, in a worker thread: nbclient takes SIGINT for itself in the main
-        thread (and kills its kernel), so the run would not know the user asked it to stop."""
+    def _reexecute(self) -> Generator[Event, None, tuple[bool, str | None]]:
+        """The verification re-run, in a worker thread (nbclient takes SIGINT for itself in the main thread,
+        and kills its kernel, so the run would not know the user asked it to stop), its progress shown."""
         manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True) if self.isolation else None
         self._reexecution = manager
         outcome: dict[str, Any] = {}
+        done: queue.Queue[int] = queue.Queue()
+        import nbformat
+
+        total = sum(c.cell_type == "code" for c in nbformat.read(self.notebook_path, as_version=4).cells)
+        started = time.monotonic()
+        yield Message(f"Re-running the refined notebook top to bottom in a fresh kernel to verify it ({total} cells; "
+                      "the results above stand meanwhile)...")
 
         def rerun() -> None:
             try:
                 outcome["result"] = reexecute_notebook(self.notebook_path, kernel_manager=manager,
-                                                       cwd=self.task.output_dir, scrub=self.redactor.scrub_notebook)
+                                                       cwd=self.task.output_dir, scrub=self.redactor.scrub_notebook,
+                                                       on_cell_done=lambda: done.put(1))
             except BaseException as exc:  # re-raised in the loop's thread
                 outcome["error"] = exc
 
         worker = threading.Thread(target=rerun, name="medagent-reexecution", daemon=True)
         worker.start()
+        finished = 0
         try:
-            while worker.is_alive():
-                worker.join(0.25)
+            while worker.is_alive() or not done.empty():
+                try:
+                    finished += done.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                elapsed = time.monotonic() - started
+                eta = elapsed / finished * (total - finished) if finished else None
+                yield Progress("verification", finished, total, round(elapsed, 1), eta and round(eta, 1),
+                               f"verification: cell {finished} of {total} re-ran")
         finally:
+            worker.join()
             self._reexecution = None
         if "error" in outcome:
             raise outcome["error"]
         return outcome["result"]
 
-    def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None) -> None:
+    def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None, verified: str) -> None:
         """Final provenance into the notebook's metadata (after re-execution, which rewrote the file)."""
         import nbformat
 
         nb = nbformat.read(self.notebook_path, as_version=4)
-        nb.metadata["medagent"] = self._provenance(status, reason, reexecuted_ok)
+        nb.metadata["medagent"] = self._provenance(status, reason, reexecuted_ok, verified)
         self._write(nb)

@@ -8,13 +8,14 @@ are the in-process and kernel-client executors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 # Cells report structured results through these MIME types in their display
 # data, so the loop reads findings and metrics without parsing printed text.
 FINDINGS_MIME = "application/vnd.medagent.findings+json"
 METRICS_MIME = "application/vnd.medagent.metrics+json"
 COMPUTE_MIME = "application/vnd.medagent.compute+json"  # the kernel's machine (plan.compute.ComputeFingerprint)
+PROGRESS_MIME = "application/vnd.medagent.progress+json"  # a long loop's progress (pipelines/progress.py)
 
 
 # --------------------------------------------------------------------------- executor
@@ -33,9 +34,14 @@ class ExecutionResult:
 
 @runtime_checkable
 class Executor(Protocol):
-    """Where code runs: the user's kernel, in-process or through jupyter_client."""
+    """Where code runs: the user's kernel, in-process or through jupyter_client.
 
-    def execute(self, code: str, timeout: float | None = None) -> ExecutionResult: ...
+    ``on_output`` is called with a copy of the outputs so far each time the cell produces one, while it
+    runs. An executor with ``inline = True`` runs cells in the caller's thread (the magic's, in the user's
+    own process); the others may be called from a worker thread."""
+
+    def execute(self, code: str, timeout: float | None = None,
+                on_output: Callable[[list[dict[str, Any]]], None] | None = None) -> ExecutionResult: ...
 
     def interrupt(self) -> None: ...
 
@@ -100,6 +106,7 @@ class AgentView:
     cost_usd: float = 0.0  # spent so far, judges included
     max_cost_usd: float | None = None  # a backend refuses a call that could pass it
     output_dir: str | None = None  # the run's own folder: the kernel's working directory, the only writable place
+    relative_paths: bool = True  # data paths may be written relative to the notebook (see Task.relative_paths)
 
 
 @runtime_checkable

@@ -17,6 +17,9 @@ class Task:
     output_dir: str = "."
     # metric name -> [">=" or "<=", threshold]; e.g. {"dice_mean": [">=", 0.90], "ef_abs_error": ["<=", 3.0]}
     acceptance: dict[str, list] = field(default_factory=dict)
+    # The kernels start in the notebook's folder or in output_dir beside it, so paths under the notebook's folder
+    # may be written relative to it; not so for kernels on a gateway, which see the data at its absolute path.
+    relative_paths: bool = True
 
     def unmet(self, metrics: dict[str, Any]) -> list[str]:
         """Acceptance criteria the metrics do not meet, in plain words (empty when all are met)."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
+import threading
 from importlib import resources
 from typing import Any, Callable, Generator
 
-from jupyter_medagent.agent.events import ApprovalRequest, CellExecuted, CellWritten, Event, Render, Verdict
+from jupyter_medagent.agent.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
+                                           Verdict)
+from jupyter_medagent.agent.live import LiveOutputs
 from jupyter_medagent.agent.protocols import (
     COMPUTE_MIME,
     FINDINGS_MIME,
@@ -81,8 +85,12 @@ class Toolbox:
     def __init__(self, task: Task, executor: Executor, draft: DraftNotebook, judges: list[Judge],
                  approver: Approver | None = None, safety: SafetyCheck | None = None,
                  on_cell_done: Callable[[DraftCell], None] | None = None, redactor: Redactor | None = None,
-                 cell_timeout: float | None = None, skills: str = "all"):
+                 cell_timeout: float | None = None, skills: str = "all",
+                 on_live: Callable[[Event], None] | None = None):
+        """``on_live`` receives a running cell's live events when the executor runs cells in this thread
+        (``inline``, the magic); otherwise they are yielded like every other event."""
         self.task, self.executor, self.draft = task, executor, draft
+        self.on_live = on_live
         self.judges, self.approver, self.safety = judges, approver, safety
         self.on_cell_done = on_cell_done
         # The data card's builder may register identifiers here (``redactor.register_identifiers``).
@@ -100,6 +108,7 @@ class Toolbox:
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
+        self.evidence = 0  # findings reports and images since the last verdict: what a judge can go on
         self._usage: list[TokenUsage] = []
 
     def drain_usage(self) -> list[TokenUsage]:
@@ -231,8 +240,16 @@ class Toolbox:
 
     def tool_judge(self, context: str = "") -> ToolResult:
         images, findings = self.pending_images, self.redact_findings(self.pending_findings)
+        evidence, self.evidence = self.evidence, 0
         self.pending_images, self.pending_findings = [], []
         context = self.redactor.scrub(context)
+        if not evidence:  # a judge with nothing to go on must not say "ok"
+            reason = ("nothing to judge: no cell reported quality findings or rendered an image since the last "
+                      "verdict (a checking cell was skipped or failed)")
+            self.verdicts.append({"verdict": "not_checked", "n_images": 0, "n_findings": 0, "judges": {},
+                                  "reason": reason})
+            yield Verdict("panel", "not_checked", [], reason=reason)
+            return Observation(f"Verdict: not checked: {reason}.", data={"verdict": "not_checked", "findings": []})
         verdicts: dict[str, JudgeVerdict] = {}
         unavailable = []
         for judge in self.judges:
@@ -281,11 +298,15 @@ class Toolbox:
                 raise StopRequested()
             if decision == "skip":
                 cell.status = "skipped"
-                return Observation(f"the user skipped cell {cell.id}; it was not run", data={"cell_id": cell.id, "skipped": True})
+                yield CellSkipped(cell.id)
+                if self.on_cell_done:
+                    self.on_cell_done(cell)
+                return Observation(f"the user skipped cell {cell.id}; it was not run, so nothing it would have made "
+                                   "exists", data={"cell_id": cell.id, "skipped": True})
             if decision == "edit" and source != cell.source:
-                cell.source = source
-                yield CellWritten(cell.id, source, cell.note, replaces=cell.id)
-        result = self.executor.execute(cell.source, timeout=self.cell_timeout)
+                cell.source, cell.edited_by_user = source, True
+                yield CellWritten(cell.id, source, cell.note, replaces=cell.id, by_user=True)
+        result = yield from self._execute(cell)
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
         cell.status = "ok" if result.ok else "error"
         self.errors_seen += not result.ok
@@ -297,6 +318,40 @@ class Toolbox:
             self.on_cell_done(cell)
         return self._observe(cell, result, images)
 
+    def _execute(self, cell: DraftCell) -> Generator[Event, None, ExecutionResult]:
+        """Run the cell, its outputs shown as they arrive. An inline executor runs it in this thread and live
+        events go to ``on_live``; any other runs in a worker thread while this one yields them."""
+        live = LiveOutputs(cell.id)
+        if getattr(self.executor, "inline", False):
+            def forward(outputs):
+                for event in live.events(outputs):
+                    if self.on_live is not None:
+                        self.on_live(event)
+            return self.executor.execute(cell.source, timeout=self.cell_timeout, on_output=forward)
+        arrived: queue.Queue[list[dict]] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = self.executor.execute(cell.source, timeout=self.cell_timeout, on_output=arrived.put)
+            except BaseException as exc:  # re-raised in the loop's thread (KernelDied, ...)
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"medagent-cell-{cell.id}", daemon=True)
+        worker.start()
+        while worker.is_alive() or not arrived.empty():
+            try:
+                outputs = arrived.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            while not arrived.empty():  # only the newest state matters
+                outputs = arrived.get_nowait()
+            yield from live.events(outputs)
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
     def _collect(self, result: ExecutionResult) -> list[bytes]:
         images = []
         for output in result.outputs:
@@ -305,9 +360,11 @@ class Toolbox:
                 images.append(base64.b64decode(data["image/png"]) if isinstance(data["image/png"], str) else data["image/png"])
             if FINDINGS_MIME in data:
                 self.pending_findings += list(data[FINDINGS_MIME].get("findings", []))
+                self.evidence += 1
             if METRICS_MIME in data:
                 self.metrics.update(data[METRICS_MIME])
         self.pending_images += images
+        self.evidence += len(images)
         return images
 
     def _observe(self, cell: DraftCell, result: ExecutionResult, images: list[bytes]) -> Observation:

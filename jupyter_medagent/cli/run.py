@@ -61,6 +61,8 @@ def add_agent_options(parser) -> None:
     parser.add_argument("--kernel-cpu", type=int, default=None, metavar="S",
                         help="processor-time limit of each kernel in seconds (default: 4 hours; 0: none)")
     parser.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget for model calls")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip re-running the refined notebook top to bottom; it is then marked 'not verified'")
     parser.add_argument("--vlm-judge", default=None, metavar="SELECTOR",
                         help="also judge rendered slices with a vision-language model, e.g. anthropic:claude-sonnet-4-5")
     parser.add_argument("--skills", default="all", choices=SKILL_LEVELS,
@@ -108,7 +110,7 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
         for event in agent.run():
             line = describe(event)
             if line and not quiet:
-                print(line, file=sys.stderr, flush=True)
+                show_progress(event, line) if event.kind == "progress" else print(line, file=sys.stderr, flush=True)
             if event.kind == "usage":
                 calls.append({k: getattr(event, k) for k in USAGE_FIELDS})
             finished = event if event.kind == "finished" else finished
@@ -127,7 +129,8 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
         "steps": len(agent.history), "seconds": round(seconds, 1),
         "time_split": {"training_seconds": round(training, 1), "other_seconds": round(seconds - training, 1),
                        "note": "training_seconds counts the agent's own training run; re-execution retrains"},
-        "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok,
+        "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok, "verified": finished.verified,
+        "headline": finished.headline,
         "backend": backend.name, "model": backend.model, "metrics": metrics,
         "tokens": agent.tokens, "cost_usd": round(agent.cost_usd, 6),
         "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
@@ -138,6 +141,14 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     return summary, backend
 
 
+def show_progress(event, line: str) -> None:
+    """A progress line rewritten in place on a terminal; in a log, only where the work ends."""
+    if sys.stderr.isatty():
+        print("\r" + line, end="\n" if event.done >= event.total else "", file=sys.stderr, flush=True)
+    elif event.done >= event.total:
+        print(line, file=sys.stderr, flush=True)
+
+
 def options_from(args, request: str, data, notebook, acceptance: dict, max_steps: int = 80):
     from jupyter_medagent.isolation import KernelLimits
     from jupyter_medagent.session import RunOptions
@@ -146,9 +157,9 @@ def options_from(args, request: str, data, notebook, acceptance: dict, max_steps
     limits = KernelLimits(default.memory_mb if args.kernel_memory is None else args.kernel_memory or None,
                           default.cpu_seconds if args.kernel_cpu is None else args.kernel_cpu or None)
     return RunOptions(request, str(data), Path.cwd(), str(notebook), args.backend, args.vlm_judge, max_steps,
-                      args.max_cost, args.safety, acceptance, isolation=args.isolation, cell_timeout=args.cell_timeout,
-                      on_kernel_death=args.on_kernel_death, limits=limits, kernel_gateway=args.kernel_gateway,
-                      skills=args.skills)
+                      args.max_cost, args.safety, acceptance, reexecute=not args.no_verify, isolation=args.isolation,
+                      cell_timeout=args.cell_timeout, on_kernel_death=args.on_kernel_death, limits=limits,
+                      kernel_gateway=args.kernel_gateway, skills=args.skills)
 
 
 def exit_code(status: str) -> int:
@@ -210,4 +221,4 @@ def _report(summary: dict, as_json: bool) -> None:
         demo = summary["demo"]
         print(f"Against the phantom's truth: EF error {demo['ef_abs_error_vs_truth']} points; pitfalls handled "
               f"{demo['pitfalls_handled']}/{demo['pitfalls_planted']}")
-    print(f"Notebook: {summary['notebook']} (re-executed cleanly: {summary['reexecuted_ok']})")
+    print(f"Notebook: {summary['notebook']} (verified by re-running it: {summary['verified']})")

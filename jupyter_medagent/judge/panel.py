@@ -18,7 +18,11 @@ class QuantitativeJudge:
 
 
 def merge_verdicts(verdicts: dict[str, JudgeVerdict]) -> tuple[JudgeVerdict, list[str]]:
-    """Flag when any judge flags; findings are pooled; disagreements are described for the provenance."""
+    """Flag when any judge flags; findings are pooled; disagreements are described for the provenance.
+    A judge that had nothing to look at ("not_checked") takes no part; if none could look, nothing was checked."""
+    verdicts = {name: v for name, v in verdicts.items() if v.verdict != "not_checked"}
+    if not verdicts:
+        return JudgeVerdict("not_checked", []), []
     findings, seen = [], set()
     for verdict in verdicts.values():
         for f in verdict.findings:

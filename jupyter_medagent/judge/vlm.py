@@ -49,7 +49,7 @@ class VLMJudge:
 
     def judge(self, images: list[bytes], findings: list[dict[str, Any]], context: str) -> JudgeVerdict:
         if not images:  # nothing to look at: the quantitative judge speaks alone
-            return JudgeVerdict("ok", [], confidence=None)
+            return JudgeVerdict("not_checked", [], confidence=None)
         shown = [downsample(png) for png in images[-MAX_IMAGES:]]
         numbers = "\n".join(f"- {f.get('case')}: {f.get('kind')} ({f.get('severity')}): {f.get('message')}"
                             for f in findings) or "(none)"

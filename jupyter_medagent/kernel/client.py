@@ -75,20 +75,23 @@ class KernelClientExecutor:
                                     f"({said or (result.error or {}).get('evalue', 'no answer')}); restart the kernel")
 
     # ------------------------------------------------------------------ running cells
-    def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:
+    def execute(self, code: str, timeout: float | None = None,
+                on_output: Callable[[list[dict]], None] | None = None) -> ExecutionResult:
         with self._lock:
             if self.guard is None:
-                return self._run(code, timeout)
+                return self._run(code, timeout, on_output=on_output)
             token, announced = runtime_guard.token_pair()
-            result = self._run(runtime_guard.mark(code, announced), timeout)
+            result = self._run(runtime_guard.mark(code, announced), timeout, on_output=on_output)
             self._run(runtime_guard.release_cell(token), RELEASE_TIMEOUT_S, silent=True)
             return result
 
-    def _run(self, code: str, timeout: float | None, silent: bool = False) -> ExecutionResult:
+    def _run(self, code: str, timeout: float | None, silent: bool = False,
+             on_output: Callable[[list[dict]], None] | None = None) -> ExecutionResult:
         start = time.monotonic()
         msg_id = self.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False,
                                      stop_on_error=False)
         outputs: list[dict] = []
+        displays: dict[str, dict] = {}  # display_id -> the output it names, for update_display_data
         error = None
         interrupted_at = None
         while True:
@@ -111,12 +114,24 @@ class KernelClientExecutor:
                 break
             if kind == "clear_output":
                 outputs.clear()
+            elif kind == "update_display_data":  # a progress line updated in place, say
+                shown = displays.get(content.get("transient", {}).get("display_id"))
+                if shown is None:
+                    continue
+                shown.update(data=content["data"], metadata=content.get("metadata", {}))
             elif kind in ("stream", "display_data", "execute_result", "error"):
                 output = dict(nbformat.v4.output_from_msg(msg))
                 if kind == "error":
                     error = error_dict(content["ename"], content["evalue"], content["traceback"])
                     output.update(error)
+                display_id = content.get("transient", {}).get("display_id") if kind == "display_data" else None
+                if display_id:
+                    displays[display_id] = output
                 append_output(outputs, output)
+            else:
+                continue
+            if on_output is not None:
+                on_output([dict(o) for o in outputs])
         if interrupted_at is not None:  # the kernel's KeyboardInterrupt, named for what it was
             error = error_dict("TimeoutError", f"cell interrupted after {timeout:.0f} s (the per-cell time-out)", [])
             outputs = [o for o in outputs if o.get("output_type") != "error"] + [{"output_type": "error", **error}]

@@ -15,10 +15,11 @@ class DraftCell:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     revisions: int = 0  # how many times an edit replaced the code
     duration_s: float = 0.0
+    edited_by_user: bool = False  # changed at the approval prompt before it ran
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "note": self.note, "status": self.status, "revisions": self.revisions,
-                "source": self.source}
+                "source": self.source, "edited_by_user": self.edited_by_user}
 
 
 class DraftNotebook:
@@ -43,7 +44,12 @@ class DraftNotebook:
         cell.status = "pending"
         cell.outputs = []
         cell.revisions += 1
+        cell.edited_by_user = False  # the agent's code again
         return cell
 
     def surviving(self) -> list[DraftCell]:
         return [c for c in self.cells if c.status == "ok"]
+
+    def kept_or_skipped(self) -> list[DraftCell]:
+        """What the refined notebook shows: the cells that ran, and the ones the user skipped (marked, not run)."""
+        return [c for c in self.cells if c.status in ("ok", "skipped")]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import copy
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -13,42 +14,67 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from jupyter_medagent.notebook.draft import DraftCell
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_metadata() -> dict[str, Any]:
+    """The kernelspec and language_info JupyterLab itself writes for the python3 kernel here, so that a refined
+    notebook opens unmodified (Lab replaces metadata that differs from its kernel's, marking the notebook dirty)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        display_name = KernelSpecManager().get_kernel_spec("python3").display_name
+    except NoSuchKernel:
+        display_name = "Python 3 (ipykernel)"
+    return {"kernelspec": {"display_name": display_name, "language": "python", "name": "python3"},
+            "language_info": dict(IPythonKernel.language_info)}
 
 
 def free_path(path) -> tuple[Path, bool]:
-    """The path to write to, never a user's own notebook: (path, renamed).
+    """The path to write to, never an existing notebook: (path, renamed).
 
-    A file at ``path`` written by an earlier medagent run (metadata["medagent"]) may be replaced;
-    any other file is kept and the next free name ``stem-1.ipynb``, ``stem-2.ipynb``... is used.
+    An existing file is kept, whoever wrote it (a user's notebook, or an earlier run's refined one: a
+    stopped run must not replace a solved notebook), and the next free name ``stem-1.ipynb``,
+    ``stem-2.ipynb``... is used.
     """
     path = Path(path)
     candidate, n = path, 0
-    while candidate.exists() and not _written_by_medagent(candidate):
+    while candidate.exists():
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate, candidate != path
 
 
-def _written_by_medagent(path: Path) -> bool:
-    try:
-        return "medagent" in json.loads(path.read_text()).get("metadata", {})
-    except (OSError, ValueError):
-        return False
-
-
 def _code_cell(cell: DraftCell, with_outputs: bool):
-    code = new_code_cell(cell.source, metadata={"medagent": {"id": cell.id, "revisions": cell.revisions}})
+    meta = {"id": cell.id, "revisions": cell.revisions}
+    if cell.edited_by_user:
+        meta["edited_by_user"] = True
+    code = new_code_cell(cell.source, metadata={"medagent": meta})
     if with_outputs:
         code.outputs = [nbformat.from_dict(o) for o in cell.outputs]
     return code
 
 
+def _note(cell: DraftCell) -> str:
+    """The markdown above a cell: the agent's note, and what happened to the cell when it was not the usual."""
+    marks = []
+    if cell.edited_by_user:
+        marks.append("*Edited by you before it ran.*")
+    if cell.status == "skipped":
+        marks.append("**Skipped by you: this cell was not run**, so nothing after it can rely on what it would have "
+                     "made. Its code, for reference:\n\n```python\n" + cell.source + "\n```")
+    elif cell.status != "ok":
+        marks.append(f"*(status: {cell.status})*")
+    return "  \n".join([cell.note] + marks)
+
+
 def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, Any], provenance: dict[str, Any],
-                     *, summary: str = "", partial: bool = False, plan_markdown: str = "") -> nbformat.NotebookNode:
-    """Title, the plan (when the backend made one), then each surviving cell preceded by its note, then the
-    results table; provenance in metadata."""
-    nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+                     *, summary: str = "", partial: bool = False, plan_markdown: str = "",
+                     verified: str = "not yet") -> nbformat.NotebookNode:
+    """Title, the plan (when the backend made one), then each cell preceded by its note (a skipped cell as a
+    note only, its code shown but not runnable), then the results; provenance in metadata."""
+    nb = new_notebook(metadata=copy.deepcopy(kernel_metadata()))
     intro = f"# {_title(request)}\n\n**Request:** {request.strip()}\n\n"
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
@@ -57,11 +83,11 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
     if plan_markdown:
         nb.cells.append(new_markdown_cell(plan_markdown))
     for cell in cells:
-        status = "" if cell.status == "ok" else f"  \n*(status: {cell.status})*"
-        nb.cells.append(new_markdown_cell(cell.note + status))
-        nb.cells.append(_code_cell(cell, with_outputs=True))
+        nb.cells.append(new_markdown_cell(_note(cell)))
+        if cell.status != "skipped":
+            nb.cells.append(_code_cell(cell, with_outputs=True))
     if not partial:
-        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary)))
+        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary, verified)))
     nb.metadata["medagent"] = provenance
     return nb
 
@@ -71,14 +97,25 @@ def _title(request: str) -> str:
     return first if len(first) <= 90 else first[:87] + "..."
 
 
-def results_markdown(metrics: dict[str, Any], summary: str) -> str:
+NOT_VERIFIED = ("**Not verified:** this notebook was not re-run top to bottom after it was written (you chose to "
+                "skip that). Run all cells to check that it reproduces these results.")
+
+
+def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet") -> str:
+    from jupyter_medagent.agent.headline import headline, headline_text
+    from jupyter_medagent.pipelines.report import markdown_table
+
     lines = ["## Results", ""]
+    if verified == "skipped":
+        lines += [NOT_VERIFIED, ""]
     if summary:
         lines += [summary, ""]
+    shown = headline_text(headline(metrics))
+    if shown:
+        lines += [shown, ""]
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if scalars:
-        lines += ["| measure | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in scalars.items()]
+        lines += ["All measures:", "", markdown_table([[k, f"{v:.4g}"] for k, v in scalars.items()], ["measure", "value"])]
     return "\n".join(lines)
 
 
@@ -94,26 +131,44 @@ def write_notebook(nb: nbformat.NotebookNode, path) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".medagent-", suffix=".ipynb")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             nbformat.write(nb, handle)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a notebook gets the mode any new file gets
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise NotebookWriteError(f"could not write the notebook {path}: {exc.strerror or exc}") from exc
+        if isinstance(exc, OSError):
+            raise NotebookWriteError(f"could not write the notebook {path}: {exc.strerror or exc}") from exc
+        raise
     return path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere reading it means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def reexecute_notebook(path, timeout: float | None = 1800, *, kernel_manager=None, cwd=None,
-                       scrub=None) -> tuple[bool, str | None]:
+                       scrub=None, on_cell_done=None) -> tuple[bool, str | None]:
     """Run the notebook top to bottom in a fresh kernel (``kernel_manager``: a sandboxed or guarded one,
     not started; ``cwd``: its working directory, default the notebook's folder); keep the fresh outputs,
-    passed through ``scrub`` before they are written."""
+    passed through ``scrub`` before they are written. ``on_cell_done()`` is called after each code cell."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", km=kernel_manager,
-                            resources={"metadata": {"path": str(cwd or path.parent)}})
+                            resources={"metadata": {"path": str(cwd or path.parent)}},
+                            on_cell_executed=(lambda **_: on_cell_done()) if on_cell_done else None)
     try:
         client.execute(cleanup_kc=True)  # shut the kernel down also when the manager was given to us
     except CellExecutionError as exc:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import quote
 
 from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyterlab_chat.models import Message
 
 from jupyter_medagent.agent.narrate import describe
+
+FINDINGS_SHOWN = 8  # per verdict in the chat; the notebook has them all
 
 AVATAR = Path(__file__).parent / "avatar.svg"
 USAGE = ("Ask me for an imaging pipeline and name the data folder, e.g. `@MedAgent segment the LV, myocardium "
@@ -59,24 +62,45 @@ class MedAgentPersona(BasePersona):
         if not request or "data" not in options:
             self.send_message(USAGE)
             return
-        _, runs = self._runs()
+        serverapp, runs = self._runs()
         chat = Path(self.get_chat_path(relative=True))
         try:
-            run = runs.start(RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
+            run, _ = runs.start(RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
                                         options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True))
         except (RunError, ValueError) as exc:
             self.send_message(f"I could not start: {exc}")
             return
-        await self.stream_message(self._narrate(runs, run))
+        await self.stream_message(self._narrate(runs, run, serverapp.base_url))
 
-    async def _narrate(self, runs, run) -> AsyncIterator[str]:
+    async def _narrate(self, runs, run, base_url: str) -> AsyncIterator[str]:
         shown = 0
         while True:
             await runs.wait_for(run, shown - 1, 10.0)
             for event in run.objects[shown:]:
-                line = describe(event)
-                if line and event.kind not in ("usage", "message_delta"):
-                    yield line + "\n\n"
+                text = chat_text(event, runs.root, base_url)
+                if text:
+                    yield text + "\n\n"
             shown = len(run.objects)
             if run.done and shown >= len(run.objects):
                 return
+
+
+def chat_text(event, root: Path, base_url: str) -> str | None:
+    """Markdown for one event in the chat: verdicts with their findings, the results' numbers, the notebook
+    as a link that opens it in JupyterLab."""
+    from jupyter_medagent.server.runs import api_path as server_path
+
+    if event.kind in ("usage", "message_delta", "cell_output", "progress"):
+        return None
+    line = describe(event)
+    if event.kind == "verdict" and event.findings:
+        listed = [f"- {f.get('case') or 'data'}: {f.get('kind')}" + (f" — {f['message']}" if f.get("message") else "")
+                  for f in event.findings[:FINDINGS_SHOWN]]
+        more = len(event.findings) - FINDINGS_SHOWN
+        return "\n".join([f"**{line}**"] + listed + ([f"- … and {more} more (see the notebook)"] if more > 0 else []))
+    if event.kind == "finished" and event.notebook:
+        api_path = server_path(event.notebook, root)
+        name = Path(api_path).name
+        url = f"{base_url.rstrip('/')}/lab/tree/{quote(api_path)}"
+        return f"**Finished: {event.status}** — {event.reason}. Notebook: [{name}]({url})"
+    return line

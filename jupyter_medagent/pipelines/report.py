@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from IPython.display import Markdown, display
-
 from jupyter_medagent.agent.protocols import METRICS_MIME
 
 
@@ -14,15 +12,23 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def table(rows: list, columns: list[str]) -> None:
-    """Show rows as a markdown table (readable in the notebook and in exported HTML)."""
+def markdown_table(rows: list, columns: list[str]) -> str:
     lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    display(Markdown("\n".join(lines) if rows else "*(nothing to show)*"))
+    return "\n".join(lines) if rows else "*(nothing to show)*"
+
+
+def table(rows: list, columns: list[str]) -> None:
+    """Show rows as a markdown table (readable in the notebook and in exported HTML)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown_table(rows, columns)))
 
 
 def show_metrics(metrics: dict[str, Any]) -> None:
     """Display metrics for the reader and, under METRICS_MIME, for the agent loop and the results table."""
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     text = "\n".join(f"{k}: {v:.4g}" for k, v in scalars.items())
+    from IPython.display import display
+
     display({"text/plain": text, METRICS_MIME: metrics}, raw=True)

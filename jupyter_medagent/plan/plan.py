@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from pathlib import Path
 from string import Template
 from typing import Any
 
@@ -191,9 +192,27 @@ def fix_entries(findings: list[dict]) -> tuple[str, list[dict]]:
     return "[\n" + "".join(f"    ({c!r}, {k!r}, {e!r}),\n" for c, k, e in entries) + "]", handled
 
 
+def data_location(data_dir: str, output_dir: str | None) -> str:
+    """The setup cell's lines that name the data folder: relative to the notebook when the data lies under the
+    notebook's folder (the parent of the run's output folder ``NAME_files/``), so the notebook moves with its
+    data; else the absolute path."""
+    if output_dir:
+        here = Path(output_dir).parent
+        data = Path(data_dir)
+        if data.is_relative_to(here) and data != here:
+            folder = Path(output_dir).name
+            return ("# The data folder, relative to this notebook's folder: the kernel's working directory, or its\n"
+                    f"# parent when the kernel runs in the notebook's output folder ({folder}/, as medagent's kernels do).\n"
+                    f"HERE = Path.cwd().parent if Path.cwd().name == {folder!r} else Path.cwd()\n"
+                    f"DATA = HERE / {data.relative_to(here).as_posix()!r}")
+    return f"DATA = Path({data_dir!r})"
+
+
 def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint, *, data_dir: str,
-              convention: str | None = None, findings: list[dict] = (), preferences: Preferences | None = None) -> Plan:
-    """The plan for ``intent`` on the data described by ``card`` (DataCard.to_dict()) on this machine."""
+              convention: str | None = None, findings: list[dict] = (), preferences: Preferences | None = None,
+              output_dir: str | None = None) -> Plan:
+    """The plan for ``intent`` on the data described by ``card`` (DataCard.to_dict()) on this machine;
+    ``output_dir``: the run's output folder, next to its notebook (data paths are written relative to it)."""
     from jupyter_medagent.plan.recipes import choose_recipe
 
     preferences = preferences or Preferences()
@@ -202,7 +221,7 @@ def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint,
                                      "anisotropy", "label_values", "classes", "layout")}
     plan = Plan(recipe.name, [reason], data, compute, preferences)
     fixes, plan.fixes = fix_entries(list(findings))
-    plan.params = {"data_dir": repr(data_dir), "seed": preferences.seed, "fixes": fixes,
+    plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
                    "test_fraction": preferences.test_fraction, "postprocess": "",
                    "device": "torch.device(COMPUTE.device)",
                    "amp": 'COMPUTE.bf16 and DEVICE.type == "cuda"  # bf16 autocast where the GPU computes it natively'}

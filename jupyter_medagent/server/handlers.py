@@ -50,16 +50,20 @@ class BackendsHandler(MedagentHandler):
 class RunsHandler(MedagentHandler):
     @web.authenticated
     def get(self):
-        self.finish(json.dumps({"runs": [r.summary(self.runs.root) for r in self.runs.runs.values()]}))
+        """Every run, oldest first; ``?notebook_path=P`` only the runs of that notebook (a reloaded page
+        re-attaches to its newest)."""
+        notebook = self.get_argument("notebook_path", None)
+        runs = [r for r in self.runs.runs.values() if notebook is None or r.spec.notebook_path == notebook]
+        self.finish(json.dumps({"runs": [r.summary(self.runs.root) for r in runs]}))
 
     @web.authenticated
     async def post(self):
         try:
-            run = self.runs.start(RunRequest.from_json(self.body()))
+            run, created = self.runs.start(RunRequest.from_json(self.body()))
         except RunError as exc:
             return self.fail(exc)
-        self.set_status(201)
-        self.finish(json.dumps({"run_id": run.id, "status": run.status}))
+        self.set_status(201 if created else 200)
+        self.finish(json.dumps({"run_id": run.id, "status": run.status, "attached": not created}))
 
 
 class RunHandler(MedagentHandler):

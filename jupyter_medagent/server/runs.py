@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,20 +47,22 @@ class RunRequest:
     max_cost: float | None = None  # USD
     isolated: bool = False  # run in a sandboxed kernel of its own instead of the notebook's kernel
     cell_timeout: float | None = None  # seconds
+    verify: bool = True  # re-run the refined notebook at the end; False: it is marked "not verified"
 
     @classmethod
     def from_json(cls, body: Any) -> "RunRequest":
         if not isinstance(body, dict):
             raise RunError(400, "the body must be a JSON object")
-        isolated = body.get("isolated", False)
-        if not isinstance(isolated, bool):
-            raise RunError(400, f"isolated must be true or false, not {isolated!r}")
+        isolated, verify = body.get("isolated", False), body.get("verify", True)
+        for name, value in (("isolated", isolated), ("verify", verify)):
+            if not isinstance(value, bool):
+                raise RunError(400, f"{name} must be true or false, not {value!r}")
         required = ("request", "notebook_path") if isolated else ("request", "kernel_id", "notebook_path")
         missing = [k for k in required if not str(body.get(k) or "").strip()]
         if missing:
             raise RunError(400, f"missing field(s): {', '.join(missing)}")
         unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps",
-                               "vlm_judge", "max_cost", "isolated", "cell_timeout"}
+                               "vlm_judge", "max_cost", "isolated", "cell_timeout", "verify"}
         if unknown:
             raise RunError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         mode = body.get("mode") or "auto"
@@ -80,12 +83,13 @@ class RunRequest:
         return cls(str(body["request"]).strip(), (str(body["data_dir"]).strip() or None) if body.get("data_dir") else None,
                    str(body["kernel_id"]) if body.get("kernel_id") else None, str(body["notebook_path"]),
                    body.get("backend") or None, mode, max_steps, body.get("vlm_judge") or None, max_cost, isolated,
-                   cell_timeout)
+                   cell_timeout, verify)
 
 
 class Run:
     def __init__(self, run_id: str, spec: RunRequest, agent, executor, waiters: Callable[[], None]):
         self.id, self.spec, self.agent, self.executor = run_id, spec, agent, executor
+        self.started = time.time()
         self.events: list[dict[str, Any]] = []  # JSON, with "seq", for the endpoints
         self.objects: list[Any] = []  # the same events as objects, for in-process readers (the persona)
         self.status = "running"
@@ -107,7 +111,8 @@ class Run:
                     self.status, self.notebook = event.status, event.notebook
         except Exception as exc:  # the loop reports its own failures; this is the last line of defence
             self._append({"kind": "finished", "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                          "summary": "", "metrics": {}, "notebook": None, "reexecuted_ok": None})
+                          "summary": "", "metrics": {}, "notebook": None, "reexecuted_ok": None, "headline": [],
+                          "verified": "not run"})
             self.status = "failed"
         finally:
             self.executor.close()
@@ -156,8 +161,9 @@ class Run:
     def summary(self, root: Path) -> dict[str, Any]:
         notebook = self.notebook or (str(self.agent.notebook_path) if self.agent.notebook_path.exists() else None)
         return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
+                "request": self.spec.request, "data_dir": self.spec.data_dir, "started": self.started,
                 "status": self.status, "events": len(self.events), "mode": self.spec.mode, "isolated": self.spec.isolated,
-                "notebook": _api_path(notebook, root) if notebook else None,
+                "notebook": api_path(notebook, root) if notebook else None,
                 "pending_approval": self.pending_approval}
 
 
@@ -177,7 +183,9 @@ class RunManager:
             self._tick = asyncio.Event()
 
     # ------------------------------------------------------------------ start
-    def start(self, spec: RunRequest) -> Run:
+    def start(self, spec: RunRequest) -> tuple[Run, bool]:
+        """(the run, whether it is new). The same request again for a notebook whose run is still working
+        (a double click on Start, a retried POST) gets that run back instead of a second one."""
         from jupyter_medagent.kernel import KernelClientExecutor
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunOptions, build_agent
@@ -185,24 +193,26 @@ class RunManager:
         self.bind_loop()
         if not spec.isolated and spec.kernel_id not in self.kernels:
             raise RunError(404, f"no kernel with id {spec.kernel_id!r}; open the notebook and start its kernel")
-        busy = [r.id for r in self.runs.values() if not r.done and (
+        busy = [r for r in self.runs.values() if not r.done and (
             (r.spec.kernel_id == spec.kernel_id and not spec.isolated and not r.spec.isolated)
             or (spec.isolated and r.spec.isolated and r.spec.notebook_path == spec.notebook_path))]
+        if busy and busy[0].spec == spec:
+            return busy[0], False
         if busy:
             where = "for this notebook" if spec.isolated else "in this kernel"
-            raise RunError(409, f"run {busy[0]} is still working {where}; stop it or wait for it to finish")
+            raise RunError(409, f"run {busy[0].id} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
+        km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
         options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
                              spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
-                             cell_timeout=spec.cell_timeout)
+                             cell_timeout=spec.cell_timeout, reexecute=spec.verify,
+                             kernel_elsewhere=km is not None and is_gateway_kernel(km))
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
                 return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
         else:
-            km = self.kernels.get_kernel(spec.kernel_id)
-
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731
                 if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
@@ -217,7 +227,7 @@ class RunManager:
         run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)
         self.runs[run_id] = run
         run.thread.start()
-        return run
+        return run, True
 
     def get(self, run_id: str) -> Run:
         if run_id not in self.runs:
@@ -261,6 +271,6 @@ class RunManager:
                 run.stop()
 
 
-def _api_path(path: str, root: Path) -> str:
+def api_path(path: str, root: Path) -> str:
     resolved = Path(path).resolve()
     return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)

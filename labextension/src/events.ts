@@ -20,3 +20,13 @@ export interface IBackend {
 }
 
 export type Decision = 'run' | 'skip' | 'edit' | 'stop';
+
+// A run as GET /medagent/runs lists it.
+export interface IRunSummary {
+  run_id: string;
+  notebook_path: string;
+  request: string;
+  data_dir: string | null;
+  status: string;
+  notebook: string | null;
+}

@@ -1,5 +1,7 @@
-// The MedAgent sidebar: request, data folder, backend, approve and isolation switches, Start / Stop / Export, spend, timeline.
-import { INotebookTracker } from '@jupyterlab/notebook';
+// The MedAgent sidebar: request, data folder, backend, approve / isolation / verify switches, Start / Stop / Export and
+// spend (kept in view while the timeline scrolls), the timeline. It re-attaches to the newest run of the notebook in
+// front (after a page reload, or when switching notebooks), and a second Start while one is starting does nothing.
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -8,7 +10,7 @@ import medagentSvg from '../style/icons/medagent.svg';
 import { postJSON, requestAPI } from './api';
 import { ApprovalPanel } from './approval';
 import { h } from './dom';
-import { Decision, IAgentEvent, IBackend, IEventsReply } from './events';
+import { Decision, IAgentEvent, IBackend, IEventsReply, IRunSummary } from './events';
 import { NotebookMirror } from './mirror';
 import { Timeline } from './timeline';
 
@@ -28,6 +30,7 @@ export class MedAgentSidebar extends Widget {
   private backend = h('select', { className: 'jp-MedAgent-backend' });
   private approveMode = h('input', { className: 'jp-MedAgent-approve-mode', type: 'checkbox' });
   private isolated = h('input', { className: 'jp-MedAgent-isolated', type: 'checkbox' });
+  private verify = h('input', { className: 'jp-MedAgent-verify', type: 'checkbox', checked: '' });
   private startButton = h('button', { className: 'jp-MedAgent-start jp-mod-styled jp-mod-accept' }, 'Start');
   private stopButton = h('button', { className: 'jp-MedAgent-stop jp-mod-styled jp-mod-warn', disabled: '' }, 'Stop');
   private exportButton = h('button', { className: 'jp-MedAgent-export jp-mod-styled', disabled: '' }, 'Export refined notebook');
@@ -36,6 +39,8 @@ export class MedAgentSidebar extends Widget {
   private approval: ApprovalPanel;
   private runId: string | null = null;
   private mirror: NotebookMirror | null = null;
+  private starting = false;
+  private attachedPath: string | null = null;
 
   constructor(private tracker: INotebookTracker, private openPath: (path: string) => void) {
     super();
@@ -46,7 +51,9 @@ export class MedAgentSidebar extends Widget {
     this.addClass('jp-MedAgent-sidebar');
     this.timeline = new Timeline(openPath);
     this.approval = new ApprovalPanel((cellId, decision, source) => this.decide(cellId, decision, source));
-    this.node.append(
+    const controls = h(
+      'div',
+      { className: 'jp-MedAgent-controls' },
       h('label', {}, 'Request', this.request),
       h('label', {}, 'Data folder (relative to the notebook)', this.dataDir),
       h('label', {}, 'Backend', this.backend),
@@ -62,12 +69,28 @@ export class MedAgentSidebar extends Widget {
         this.isolated,
         ' Run in an isolated kernel (variables are not shared with this notebook)'
       ),
+      h(
+        'label',
+        {
+          className: 'jp-MedAgent-switch',
+          title:
+            'At the end, re-run the refined notebook top to bottom in a fresh kernel (it retrains, so it takes about ' +
+            'as long as the run; the results are shown first). Unticked, the notebook is marked "not verified".'
+        },
+        this.verify,
+        ' Verify by re-running the notebook'
+      )
+    );
+    // Start / Stop / Export and the spend stay in view however long the timeline grows.
+    const sticky = h(
+      'div',
+      { className: 'jp-MedAgent-sticky' },
       h('div', { className: 'jp-MedAgent-buttons' }, this.startButton, this.stopButton, this.exportButton),
       this.errorLine,
       this.timeline.spendNode,
-      this.approval.node,
-      this.timeline.node
+      this.approval.node
     );
+    this.node.append(controls, sticky, h('div', { className: 'jp-MedAgent-scroll' }, this.timeline.node));
     this.startButton.addEventListener('click', () => void this.start());
     this.stopButton.addEventListener('click', () => void this.stop());
     this.exportButton.addEventListener('click', () => void this.exportNotebook());
@@ -77,11 +100,48 @@ export class MedAgentSidebar extends Widget {
     });
     this.setState('idle');
     void this.loadBackends();
+    this.tracker.currentChanged.connect((_, panel) => void this.attachTo(panel));
+    void this.attachTo(this.tracker.currentWidget);
+  }
+
+  // Follow the newest run of the notebook in front, if it has one: its events replayed into the timeline; a run
+  // still working also mirrors into the notebook again (cells written before a reload are found by their ids).
+  private async attachTo(panel: NotebookPanel | null): Promise<void> {
+    if (!panel || this.starting) {
+      return;
+    }
+    await panel.context.ready;
+    if (panel.context.path === this.attachedPath || this.tracker.currentWidget !== panel) {
+      return;
+    }
+    this.attachedPath = panel.context.path;
+    this.runId = null;
+    this.mirror = null;
+    this.timeline.clear();
+    this.approval.hide();
+    this.showError('');
+    this.exportButton.disabled = true;
+    this.setState('idle');
+    let runs: IRunSummary[];
+    try {
+      runs = (await requestAPI<{ runs: IRunSummary[] }>(`runs?notebook_path=${encodeURIComponent(panel.context.path)}`))
+        .runs;
+    } catch {
+      return; // no server extension answer: nothing to re-attach to
+    }
+    const newest = runs[runs.length - 1];
+    if (!newest || this.attachedPath !== panel.context.path) {
+      return;
+    }
+    this.request.value = newest.request;
+    this.dataDir.value = newest.data_dir || '';
+    const live = newest.status === 'running';
+    this.follow(newest.run_id, live ? new NotebookMirror(panel.content, newest.run_id) : null);
   }
 
   private setState(state: State): void {
     this.node.dataset.state = state;
-    this.startButton.disabled = state === 'running';
+    this.startButton.disabled = state === 'running' || this.starting;
     this.stopButton.disabled = state !== 'running';
   }
 
@@ -108,6 +168,9 @@ export class MedAgentSidebar extends Widget {
   }
 
   private async start(): Promise<void> {
+    if (this.starting || this.node.dataset.state === 'running') {
+      return; // a double click: the first Start is already on its way
+    }
     this.showError('');
     const panel = this.tracker.currentWidget;
     const kernel = panel?.sessionContext.session?.kernel;
@@ -121,6 +184,8 @@ export class MedAgentSidebar extends Widget {
       this.showError('Write what you want first.');
       return;
     }
+    this.starting = true;
+    this.setState('running');
     this.timeline.clear();
     this.approval.hide();
     this.exportButton.disabled = true;
@@ -134,28 +199,50 @@ export class MedAgentSidebar extends Widget {
           notebook_path: panel.context.path,
           backend: this.backend.value || 'offline',
           mode: this.approveMode.checked ? 'approve' : 'auto',
-          isolated: this.isolated.checked
+          isolated: this.isolated.checked,
+          verify: this.verify.checked
         })
       );
-      this.runId = reply.run_id;
-      this.node.dataset.runId = reply.run_id;
-      this.mirror = new NotebookMirror(panel.content, reply.run_id);
-      this.setState('running');
-      await this.follow(reply.run_id);
+      this.attachedPath = panel.context.path;
+      this.follow(reply.run_id, new NotebookMirror(panel.content, reply.run_id));
     } catch (error) {
       this.showError((error as Error).message);
-      this.setState(this.runId ? 'finished' : 'idle');
+      this.setState('idle');
+    } finally {
+      this.starting = false;
+      this.setState(this.node.dataset.state as State);
     }
   }
 
-  private async follow(runId: string): Promise<void> {
+  private follow(runId: string, mirror: NotebookMirror | null): void {
+    this.runId = runId;
+    this.node.dataset.runId = runId;
+    this.mirror = mirror;
+    this.setState('running');
+    void this.poll(runId);
+  }
+
+  private async poll(runId: string): Promise<void> {
     let after = 0;
     while (this.runId === runId) {
-      const reply = await requestAPI<IEventsReply>(`runs/${runId}/events?after=${after}&wait=10`);
+      let reply: IEventsReply;
+      try {
+        reply = await requestAPI<IEventsReply>(`runs/${runId}/events?after=${after}&wait=10`);
+      } catch (error) {
+        this.showError(`Lost touch with the run: ${(error as Error).message}`);
+        await new Promise(resolve => setTimeout(resolve, 2000));
+        continue;
+      }
+      if (this.runId !== runId) {
+        return; // the sidebar moved on to another notebook's run
+      }
       reply.events.forEach(event => this.handle(event));
       after = reply.next;
       if (reply.done) {
-        break;
+        if (this.node.dataset.state === 'running') {
+          this.setState('finished');
+        }
+        return;
       }
     }
   }
@@ -165,6 +252,8 @@ export class MedAgentSidebar extends Widget {
     this.mirror?.apply(event);
     if (event.kind === 'approval_request') {
       this.approval.show(event);
+    } else if (['cell_executed', 'cell_skipped'].includes(event.kind) && this.approval.waitingFor === event.cell_id) {
+      this.approval.hide(); // answered (here, or before a reload)
     } else if (event.kind === 'finished') {
       this.approval.hide();
       this.setState('finished');

@@ -1,4 +1,5 @@
-// The live timeline of a run: one row per event, thumbnails for rendered slices, verdict badges.
+// The live timeline of a run: one row per event, thumbnails for rendered slices, verdict badges, progress bars,
+// the results the user asked for. The sidebar and the %%medagent magic's output both draw their run with it.
 import { h } from './dom';
 import { IAgentEvent } from './events';
 
@@ -17,6 +18,8 @@ export class Timeline {
   spend: ISpend = { tokens: 0, costUsd: 0 };
   private liveMessage: HTMLElement | null = null;
   private cellRows = new Map<string, HTMLElement>();
+  private progressRows = new Map<string, HTMLElement>();
+  private resultsShown = false;
 
   constructor(private openNotebook: (path: string) => void = () => undefined) {
     this.node = h('ol', { className: 'jp-MedAgent-timeline' });
@@ -26,6 +29,8 @@ export class Timeline {
   clear(): void {
     this.node.replaceChildren();
     this.cellRows.clear();
+    this.progressRows.clear();
+    this.resultsShown = false;
     this.liveMessage = null;
     this.spend = { tokens: 0, costUsd: 0 };
     this.spendNode.textContent = formatSpend(this.spend);
@@ -46,6 +51,12 @@ export class Timeline {
         return;
       case 'approval_request':
         return; // the approval panel shows it
+      case 'cell_output':
+        this.cellRows.get(event.cell_id)?.setAttribute('data-status', 'running');
+        return; // the mirrored cell shows the outputs themselves
+      case 'progress':
+        this.progress(event);
+        return;
     }
     if (event.kind === 'message' && this.liveMessage) {
       this.liveMessage.lastChild!.textContent = event.text;
@@ -65,6 +76,31 @@ export class Timeline {
     return row;
   }
 
+  // One bar per piece of work (a cell's training, the verification re-run), updated in place.
+  private progress(event: IAgentEvent): void {
+    const key = `${event.what}:${event.cell_id ?? ''}`;
+    let row = this.progressRows.get(key);
+    if (!row) {
+      row = this.row(
+        event,
+        h(
+          'div',
+          { className: 'jp-MedAgent-progress', 'data-what': event.what },
+          h('progress', {}),
+          h('span', { className: 'jp-MedAgent-progress-text' })
+        )
+      );
+      this.progressRows.set(key, row);
+    }
+    const bar = row.querySelector('progress') as HTMLProgressElement;
+    bar.max = Math.max(event.total, 1);
+    bar.value = event.done;
+    row.querySelector('.jp-MedAgent-progress')!.setAttribute('data-done', String(event.done >= event.total));
+    row.querySelector('.jp-MedAgent-progress-text')!.textContent =
+      `${event.what}: ${event.done} of ${event.total} · ${formatSeconds(event.elapsed_s)} elapsed` +
+      (event.eta_s != null && event.done < event.total ? ` · about ${formatSeconds(event.eta_s)} left` : '');
+  }
+
   private render(event: IAgentEvent): HTMLElement | null {
     switch (event.kind) {
       case 'plan':
@@ -78,20 +114,36 @@ export class Timeline {
       case 'message':
         return h('span', { className: 'jp-MedAgent-text' }, event.text);
       case 'cell_written': {
+        const verb = event.by_user ? 'edited by you' : event.replaces ? 'rewrote' : 'wrote';
         const details = h(
           'details',
           { className: 'jp-MedAgent-cell', 'data-cell-id': event.cell_id, 'data-status': 'written' },
-          h(
-            'summary',
-            {},
-            h('code', {}, event.cell_id),
-            ` ${event.replaces ? 'rewrote' : 'wrote'}: ${event.note}`
-          ),
+          h('summary', {}, h('code', {}, event.cell_id), ` ${verb}: ${event.note}`),
           h('pre', {}, event.source)
         );
+        if (event.by_user) {
+          details.setAttribute('data-edited', 'true');
+        }
         this.cellRows.set(event.cell_id, details);
         return details;
       }
+      case 'cell_skipped':
+        this.cellRows.get(event.cell_id)?.setAttribute('data-status', 'skipped');
+        return h(
+          'div',
+          { className: 'jp-MedAgent-status', 'data-status': 'skipped', 'data-cell-id': event.cell_id },
+          h('code', {}, event.cell_id),
+          ' skipped by you: not run'
+        );
+      case 'results':
+        this.resultsShown = true;
+        return h(
+          'div',
+          { className: 'jp-MedAgent-results' },
+          h('b', {}, 'Results'),
+          event.summary ? h('div', {}, event.summary) : null,
+          ...headlineTables(event.headline || [])
+        );
       case 'cell_executed': {
         const ok = !event.error;
         this.cellRows.get(event.cell_id)?.setAttribute('data-status', ok ? 'ok' : 'error');
@@ -119,6 +171,15 @@ export class Timeline {
           h('figcaption', {}, event.caption || '')
         );
       case 'verdict': {
+        if (event.verdict === 'not_checked') {
+          return h(
+            'div',
+            {},
+            'Judge ',
+            h('span', { className: 'jp-MedAgent-verdict', 'data-verdict': 'not_checked' }, 'not checked'),
+            event.reason ? h('div', { className: 'jp-MedAgent-note' }, event.reason) : null
+          );
+        }
         const findings = (event.findings as any[]).map(f =>
           h('li', {}, `${f.case ? f.case + ': ' : ''}${f.kind}${f.message ? ' — ' + f.message : ''}`)
         );
@@ -139,23 +200,60 @@ export class Timeline {
   }
 
   private finished(event: IAgentEvent): HTMLElement {
-    const metrics = Object.entries(event.metrics || {}).filter(([, v]) => typeof v === 'number');
-    const table = metrics.length
+    const numbers = Object.entries(event.metrics || {}).filter(([, v]) => typeof v === 'number');
+    // The headline is what the user asked for; every other number stays one click away.
+    const others = numbers.length
       ? h(
-          'table',
-          { className: 'jp-MedAgent-metrics' },
-          ...metrics.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, (v as number).toFixed(3))))
+          'details',
+          { className: 'jp-MedAgent-all-measures' },
+          h('summary', {}, `All measures (${numbers.length})`),
+          h(
+            'table',
+            { className: 'jp-MedAgent-metrics' },
+            ...numbers.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, formatNumber(v as number))))
+          )
         )
       : null;
-    const open = event.notebook ? h('button', { className: 'jp-MedAgent-open' }, 'Open notebook') : null;
+    const open = event.notebook ? h('button', { className: 'jp-MedAgent-open jp-mod-styled' }, 'Open notebook') : null;
     open?.addEventListener('click', () => this.openNotebook(event.notebook));
+    const verified = VERIFIED[event.verified as string];
     return h(
       'div',
-      { className: 'jp-MedAgent-finished', 'data-status': event.status },
+      { className: 'jp-MedAgent-finished', 'data-status': event.status, 'data-verified': event.verified || '' },
       h('b', {}, `Finished: ${event.status}`),
       ` — ${event.reason}`,
-      table,
+      verified ? h('div', { className: 'jp-MedAgent-verified' }, verified) : null,
+      ...(this.resultsShown ? [] : headlineTables(event.headline || [])),
+      others,
       open
     );
   }
+}
+
+const VERIFIED: Record<string, string> = {
+  yes: 'Verified: the notebook re-ran top to bottom on its own.',
+  no: 'Not verified: the notebook did not re-run on its own.',
+  skipped: 'Not verified: the re-run was skipped; the notebook says so.'
+};
+
+export function formatSeconds(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+function formatNumber(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(3);
+}
+
+// The headline tables (jupyter_medagent/agent/headline.py): titles, columns and rows already formatted.
+function headlineTables(tables: { title: string; columns: string[]; rows: string[][] }[]): HTMLElement[] {
+  return tables.map(t =>
+    h(
+      'table',
+      { className: 'jp-MedAgent-headline' },
+      h('caption', {}, t.title),
+      h('tr', {}, ...t.columns.map(c => h('th', {}, c))),
+      ...t.rows.map(r => h('tr', {}, ...r.map(v => h('td', {}, v))))
+    )
+  );
 }

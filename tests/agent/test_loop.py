@@ -171,8 +171,17 @@ def test_approval_skip_edit_and_stop(tmp_path, executor):
     events, finished = run(agent)
     assert finished.status == "stopped"
     assert kinds(events).count("approval_request") == 3
-    partial = code_cells(tmp_path / "out.ipynb")
-    assert [c.source for c in partial][:2] == ["import os", "y = 2"]
+    # What the user did is said in the events, the notebook and its provenance.
+    assert [e.cell_id for e in events if e.kind == "cell_skipped"] == ["c1"]
+    assert [e.cell_id for e in events if e.kind == "cell_written" and e.by_user] == ["c2"]
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    skipped_note = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("Skipped."))
+    assert "Skipped by you: this cell was not run" in skipped_note and "import os" in skipped_note
+    assert [c.source for c in code_cells(tmp_path / "out.ipynb")][:1] == ["y = 2"]  # the skipped cell cannot run
+    edited = next(c for c in nb.cells if c.cell_type == "code" and c.source == "y = 2")
+    assert edited.metadata["medagent"]["edited_by_user"] is True
+    assert nb.metadata["medagent"]["cells_skipped_by_user"] == ["c1"]
+    assert nb.metadata["medagent"]["cells_edited_by_user"] == ["c2"]
     assert executor.execute("print(y)").outputs[0]["text"] == "2\n"
 
 
@@ -209,3 +218,95 @@ def test_list_variables_and_unknown_cell(tmp_path, executor):
     steps = backend.views[-1].history
     assert steps[1].observation.data["variables"] == [{"name": "arr", "type": "ndarray", "shape": [2, 3], "dtype": "float64"}]
     assert "no cell with id 'c99'" in steps[2].observation.text
+
+
+def test_an_earlier_refined_notebook_is_never_replaced(tmp_path, executor):
+    """A second run (here a stopped one) writes next to a solved notebook, never over it."""
+    first, _ = make(tmp_path, executor, [call("add_cell", source="x = 1", note="n"),
+                                         call("finish", status="solved", summary="solved")])
+    _, solved = run(first)
+    before = (tmp_path / "out.ipynb").read_text()
+    second, _ = make(tmp_path, executor, [call("add_cell", source="y = 1", note="n")])
+    second.stop()
+    _, stopped = run(second)
+    assert solved.notebook.endswith("out.ipynb") and (tmp_path / "out.ipynb").read_text() == before
+    assert stopped.notebook is None or stopped.notebook.endswith("out-1.ipynb")
+
+
+def test_the_notebook_gets_the_mode_the_umask_gives_and_no_temporary_files(tmp_path, executor):
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        agent, _ = make(tmp_path, executor, [call("add_cell", source="x = 1", note="n"),
+                                             call("finish", status="solved", summary="done")])
+        _, finished = run(agent)
+    finally:
+        os.umask(previous)
+    assert os.stat(finished.notebook).st_mode & 0o777 == 0o640
+    assert not list(tmp_path.glob(".medagent-*"))
+
+
+def test_outputs_stream_while_a_cell_runs_and_training_reports_progress(tmp_path, executor):
+    source = ("import time\nfrom jupyter_medagent.pipelines.progress import LoopProgress\n"
+              "progress = LoopProgress(6, 'training', every_s=0)\n"
+              "for step in range(1, 7):\n    print(f'step {step}', flush=True)\n    time.sleep(0.4)\n"
+              "    progress.update(step, loss=1 / step)\n")
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=source, note="Train."),
+                                         call("finish", status="failed", summary="x")], reexecute=False)
+    events, _ = run(agent)
+    executed = kinds(events).index("cell_executed")
+    live = [e for e in events[:executed] if e.kind == "cell_output"]
+    assert len(live) >= 3  # several snapshots before the cell ended, each with more of its output
+    printed = ["".join(o.get("text", "") for o in e.outputs) for e in live]
+    assert any("step 2" in p and "step 6" not in p for p in printed)
+    progress = [e for e in events[:executed] if e.kind == "progress"]
+    assert [p.done for p in progress][-1] == 6 and progress[-1].total == 6 and progress[0].done < 6
+    assert "6/6" in progress[-1].text and progress[-1].cell_id == "c1"
+    assert progress[1].eta_s is not None and progress[1].elapsed_s > 0
+    # In the notebook the progress line was updated in place: one output, at its final state.
+    final = events[executed].outputs
+    lines = [o for o in final if "text/plain" in o.get("data", {})]
+    assert len(lines) == 1 and "6/6" in lines[0]["data"]["text/plain"]
+
+
+def test_a_judge_without_evidence_says_not_checked(tmp_path, executor):
+    """The user skipped the checking cell: the judge has nothing to go on and must not say ok."""
+    decisions = iter([("skip", "")])
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source=f"from IPython.display import display\ndisplay({{'text/plain': 'f', "
+                                f"'{FINDINGS_MIME}': {{'findings': [{FINDING!r}]}}}}, raw=True)", note="Check the data."),
+        call("judge", context="raw data"),
+        call("finish", status="failed", summary="x"),
+    ], approver=lambda cell_id, source, concerns: next(decisions))
+    events, _ = run(agent)
+    verdicts = [e for e in events if e.kind == "verdict"]
+    assert [(v.judge, v.verdict) for v in verdicts] == [("panel", "not_checked")]
+    assert "skipped" in verdicts[0].reason
+    assert backend.views[2].history[-1].observation.text.startswith("Verdict: not checked")
+    provenance = nbformat.read(tmp_path / "out.ipynb", as_version=4).metadata["medagent"]
+    assert provenance["verdicts"][0]["verdict"] == "not_checked"
+
+
+def test_results_come_before_verification_which_shows_its_progress(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=METRICS_CELL.replace("DICE", "0.93"), note="Measure."),
+                                         call("add_cell", source="y = 2", note="More."),
+                                         call("finish", status="solved", summary="done")])
+    events, finished = run(agent)
+    order = kinds(events)
+    assert order.index("results") < order.index("progress") < order.index("finished")
+    results = events[order.index("results")]
+    assert results.headline == [{"title": "Quality", "columns": ["measure", "value"],
+                                 "rows": [["mean Dice (held-out)", "0.930"]]}]
+    progress = [e for e in events if e.kind == "progress" and e.what == "verification"]
+    assert [p.done for p in progress] == [1, 2] and progress[-1].total == 2
+    assert finished.verified == "yes" and finished.headline == results.headline
+
+
+def test_without_verification_the_notebook_says_not_verified(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [call("add_cell", source="x = 1", note="n"),
+                                         call("finish", status="solved", summary="done")], reexecute=False)
+    events, finished = run(agent)
+    assert finished.verified == "skipped" and "progress" not in kinds(events)
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "Not verified" in nb.cells[-1].source and nb.metadata["medagent"]["verified"] == "skipped"

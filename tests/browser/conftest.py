@@ -62,9 +62,7 @@ def lab(tmp_path_factory, chromium_path):
     root = tmp_path_factory.mktemp("lab")
     synth_cardiac(root / "data", cases=4, seed=1, pitfalls=["orientation_flip"])
     for name in ("measure.ipynb", "train.ipynb"):
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}")])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-        nbformat.write(nb, root / name)
+        new_notebook(root, name)
     port = _free_port()
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
@@ -103,12 +101,30 @@ def browser(chromium_path):
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "page" in item.funcargs:  # what the browser showed at the failure
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        item.funcargs["page"].screenshot(path=str(ARTIFACTS / f"failed-{item.name}.png"), full_page=True)
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1500, "height": 950})
     page = context.new_page()
     yield page
     context.close()
+
+
+def new_notebook(root: Path, name: str, sources: list[str] = ()) -> Path:
+    """A notebook in the lab's root with these code cells (a title cell when there are none)."""
+    cells = [nbformat.v4.new_code_cell(s) for s in sources] or [nbformat.v4.new_markdown_cell(f"# {name}")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, root / name)
+    return root / name
 
 
 def kernel_ready(url: str, notebook: str, timeout: float = 60) -> str:

@@ -46,3 +46,39 @@ def test_magic_approve_mode_asks_before_running(shell, tmp_path, monkeypatch):
 def test_empty_request_is_explained(shell, capsys):
     shell.run_cell_magic("medagent", "", "   ")
     assert "write your request" in capsys.readouterr().out
+
+
+def test_magic_in_a_real_kernel_keeps_outputs_in_the_agents_cells(tmp_path):
+    """In ipykernel (as behind JupyterLab) the magic's own cell holds IPython's display trap: the agent's
+    last-expression values (a montage, the data card) must still land in the agent's cells, as JSON-ready
+    outputs, and the run must leave a notebook named after the user's and nothing else."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.magic import RUN_MIME
+
+    synth_cardiac(tmp_path / "data", cases=2, seed=1, pitfalls=["orientation_flip"])
+    km, kc = start_new_kernel(cwd=str(tmp_path), env={**os.environ, "JPY_SESSION_NAME": str(tmp_path / "study.ipynb")})
+    outputs = []
+    try:
+        kc.execute_interactive("%load_ext jupyter_medagent", timeout=60)
+        reply = kc.execute_interactive(
+            "%%medagent --data data --no-verify\nCompute the LV volumes and ejection fraction of each patient from "
+            "the given labels.", timeout=300, output_hook=lambda msg: outputs.append(msg))
+    finally:
+        km.shutdown_kernel(now=True)
+    assert reply["content"]["status"] == "ok"
+    shown = [m for m in outputs if m["msg_type"] in ("display_data", "update_display_data", "execute_result", "stream")]
+    # Under the magic's cell: its run view and the closing link, none of the agent's outputs.
+    assert all(RUN_MIME in m["content"].get("data", {}) or "Refined notebook" in m["content"].get("data", {}).get(
+        "text/html", "") for m in shown), [m["content"] for m in shown]
+    refined = tmp_path / "study-medagent.ipynb"
+    nb = nbformat.read(refined, as_version=4)
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images and all(isinstance(o["data"]["image/png"], str) for o in images)
+    assert not list(tmp_path.glob(".medagent-*")) and not (tmp_path / "medagent.ipynb").exists()
+    final = [m for m in outputs if m["msg_type"] == "update_display_data"][-1]["content"]["data"][RUN_MIME]
+    kept = [e["kind"] for e in final["events"]]
+    assert final["done"] and "render" in kept and kept[-1] == "finished" and "cell_output" not in kept

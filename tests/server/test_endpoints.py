@@ -55,7 +55,8 @@ async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_f
     for script in ("script-set", "script-use"):
         code, reply = await api("runs", body=start_body(kernel_id, script))
         events = await events_until(api, reply["run_id"], "finished")
-    assert events[1]["outputs"][0]["text"] == "10\n"
+    executed = next(e for e in events if e["kind"] == "cell_executed")
+    assert executed["outputs"][0]["text"] == "10\n"
 
 
 async def test_approve_mode_waits_for_the_user(api, kernel, scripted):
@@ -157,3 +158,21 @@ async def test_unknown_runs_and_backends_listing(api):
     code, reply = await api("backends")
     assert code == 200 and reply["backends"][0] == {
         "selector": "offline", "label": "Offline expert planner (no model, no network)", "available": True, "reason": None}
+
+
+async def test_the_same_start_twice_gives_the_same_run_and_runs_are_listed_per_notebook(api, kernel, scripted):
+    """A double click on Start (or a retried POST) must not look like a failure while the first run goes on."""
+    scripted({"script-slow": [call("add_cell", source="import time; time.sleep(3)", note="Wait."),
+                              call("finish", status="failed", summary="done")]})
+    kernel_id = await kernel()
+    body = start_body(kernel_id, "script-slow")
+    code, first = await api("runs", body=body)
+    code_again, again = await api("runs", body=body)
+    assert (code, code_again) == (201, 200) and again == {"run_id": first["run_id"], "status": "running", "attached": True}
+    code, other = await api("runs", body={**body, "request": "something else"})
+    assert code == 409 and first["run_id"] in other["message"]
+    code, listed = await api("runs", notebook_path="analysis.ipynb")
+    assert [r["run_id"] for r in listed["runs"]] == [first["run_id"]] and listed["runs"][0]["request"] == body["request"]
+    code, none = await api("runs", notebook_path="elsewhere.ipynb")
+    assert none["runs"] == []
+    await events_until(api, first["run_id"], "finished")

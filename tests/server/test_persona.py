@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import entry_points
 from time import time
 
@@ -75,14 +76,19 @@ def test_the_persona_is_registered_for_jupyter_ai():
 async def test_a_chat_request_runs_the_agent_and_reports_in_the_chat(jp_serverapp, jp_root_dir):
     from jupyter_medagent.imaging.phantom import synth_cardiac
 
-    synth_cardiac(jp_root_dir / "studies" / "cine", cases=2, seed=1, pitfalls="none")
+    synth_cardiac(jp_root_dir / "studies" / "cine", cases=2, seed=1, pitfalls=["orientation_flip"])
     medagent, chat = persona(jp_serverapp)
     assert medagent.defaults.name == "MedAgent"
     await medagent.process_message(Message(
         id="u1", time=time(), sender="user",
         body="@MedAgent Compute the LV volumes and ejection fraction of each patient from the given labels. --data cine"))
     said = "".join(chat.messages.values())
-    assert "Plan:" in said and "Finished: solved" in said
+    assert "Plan:" in said and "**Finished: solved**" in said
+    # The verdicts with their findings, the numbers asked for, and the notebook as a link that opens it.
+    assert re.search(r"\*\*Judge \(quantitative\): flag — \d+ finding\(s\): orientation_flip\*\*\n- patient\d+_E[DS]: "
+                     r"orientation_flip", said)
+    assert "**Ejection fraction per patient**" in said and re.search(r"\| patient001 \| \d+\.\d \| given labels \|", said)
+    assert re.search(r"Notebook: \[cine-medagent\.ipynb\]\(/\S*lab/tree/studies/cine-medagent\.ipynb\)", said)
     assert (jp_root_dir / "studies" / "cine-medagent.ipynb").exists()  # next to the chat, named after it
     assert not jp_serverapp.kernel_manager.list_kernel_ids()  # its kernel is shut down afterwards
 

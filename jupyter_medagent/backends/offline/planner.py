@@ -69,6 +69,7 @@ class Planner:
             raise PlanFailed(obs.text)
         compute = ComputeFingerprint.from_dict(obs.data["compute"])
         plan = self.plan = make_plan(obs.data["card"], intent, compute, data_dir=view.data_dir,
+                                     output_dir=view.output_dir if view.relative_paths else None,
                                      convention=obs.data.get("label_convention"), findings=obs.data["findings"],
                                      preferences=self.preferences)
         recipe = recipe_named(plan.recipe)

@@ -75,18 +75,63 @@ describe('Timeline', () => {
     expect(t.node.textContent).toBe('Looking at the data.');
   });
 
-  it('ends with the status, the metrics and a way to open the notebook', () => {
+  it('ends with the numbers the user asked for first, the rest folded, and a way to open the notebook', () => {
     const opened: string[] = [];
     const t = timeline(path => opened.push(path));
     t.add({
-      kind: 'finished', seq: 0, status: 'solved', reason: 'the agent reports the task solved',
-      metrics: { dice_mean: 0.9734, ef_predicted: { p1: 50 } }, notebook: 'work/cine-medagent.ipynb'
+      kind: 'finished', seq: 0, status: 'solved', reason: 'the agent reports the task solved', verified: 'yes',
+      metrics: { dice_mean: 0.9734, cases_measured: 22, ef_predicted: { p1: 50 } }, notebook: 'work/cine-medagent.ipynb',
+      headline: [
+        { title: 'Ejection fraction per patient', columns: ['patient', 'EF (%)', 'from'], rows: [['p1', '50.0', 'network']] }
+      ]
     });
     const done = t.node.querySelector('.jp-MedAgent-finished')!;
     expect(done.getAttribute('data-status')).toBe('solved');
-    expect(Array.from(done.querySelectorAll('td')).map(td => td.textContent)).toEqual(['dice_mean', '0.973']);
+    const headline = done.querySelector('table.jp-MedAgent-headline')!;
+    expect(headline.querySelector('caption')!.textContent).toBe('Ejection fraction per patient');
+    expect(Array.from(headline.querySelectorAll('td')).map(td => td.textContent)).toEqual(['p1', '50.0', 'network']);
+    const folded = done.querySelector('details.jp-MedAgent-all-measures')!;
+    expect(folded.hasAttribute('open')).toBe(false);
+    expect(Array.from(folded.querySelectorAll('td')).map(td => td.textContent)).toEqual([
+      'dice_mean', '0.973', 'cases_measured', '22'
+    ]);
+    expect(done.textContent).toContain('Verified: the notebook re-ran');
     (done.querySelector('button.jp-MedAgent-open') as HTMLButtonElement).click();
     expect(opened).toEqual(['work/cine-medagent.ipynb']);
+  });
+
+  it('shows results before verification, then does not repeat them', () => {
+    const t = timeline();
+    const headline = [{ title: 'Dice on held-out patients', columns: ['structure', 'Dice'], rows: [['LV', '0.985']] }];
+    t.add({ kind: 'results', seq: 0, summary: 'Trained a 2D UNet.', headline, metrics: {} });
+    t.add({ kind: 'finished', seq: 1, status: 'solved', reason: 'ok', metrics: {}, headline, verified: 'skipped' });
+    expect(t.node.querySelectorAll('table.jp-MedAgent-headline')).toHaveLength(1);
+    expect(rows(t, 'results')[0].textContent).toContain('LV0.985');
+    expect(rows(t, 'finished')[0].textContent).toContain('Not verified: the re-run was skipped');
+  });
+
+  it('draws progress as one bar per piece of work, updated in place', () => {
+    const t = timeline();
+    t.add({ kind: 'progress', seq: 0, what: 'training', done: 10, total: 40, elapsed_s: 5, eta_s: 15, cell_id: 'c7' });
+    t.add({ kind: 'progress', seq: 1, what: 'training', done: 30, total: 40, elapsed_s: 75, eta_s: 25, cell_id: 'c7' });
+    t.add({ kind: 'progress', seq: 2, what: 'verification', done: 1, total: 9, elapsed_s: 2, eta_s: 16, cell_id: null });
+    const bars = Array.from(t.node.querySelectorAll('progress')) as HTMLProgressElement[];
+    expect(bars.map(b => [b.value, b.max])).toEqual([[30, 40], [1, 9]]);
+    expect(rows(t, 'progress')[0].textContent).toBe('training: 30 of 40 · 1 min 15 s elapsed · about 25 s left');
+  });
+
+  it('marks skipped and user-edited cells, and a judge with nothing to look at', () => {
+    const t = timeline();
+    t.add({ kind: 'cell_written', seq: 0, cell_id: 'c3', source: 'checks()', note: 'Check.', replaces: null });
+    t.add({ kind: 'cell_skipped', seq: 1, cell_id: 'c3' });
+    t.add({ kind: 'verdict', seq: 2, judge: 'panel', verdict: 'not_checked', findings: [], reason: 'nothing to judge' });
+    t.add({ kind: 'cell_written', seq: 3, cell_id: 'c4', source: 'y = 2', note: 'Fix.', replaces: 'c4', by_user: true });
+    expect(t.node.querySelector('.jp-MedAgent-cell[data-cell-id="c3"]')!.getAttribute('data-status')).toBe('skipped');
+    expect(rows(t, 'cell_skipped')[0].textContent).toBe('c3 skipped by you: not run');
+    const badge = t.node.querySelector('.jp-MedAgent-verdict')!;
+    expect([badge.getAttribute('data-verdict'), badge.textContent]).toEqual(['not_checked', 'not checked']);
+    expect(rows(t, 'verdict')[0].textContent).not.toContain('confidence');
+    expect(rows(t, 'cell_written')[1].textContent).toContain('edited by you: Fix.');
   });
 
   it('clears between runs', () => {
