@@ -382,7 +382,7 @@ def test_repairs_reach_the_event_stream(tmp_path):
         def __init__(self):
             self.calls = 0
 
-        def execute(self, code, timeout=None):
+        def execute(self, code, timeout=None, on_output=None):
             from jupyter_medagent.agent.protocols import ExecutionResult
 
             self.calls += 1
