@@ -18,6 +18,7 @@ import argparse
 import base64
 import html
 import shlex
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,8 +73,9 @@ def notebook_of(shell) -> Path | None:
 
 def default_notebook(shell) -> str:
     """The refined notebook's name: after the user's notebook, as the sidebar names it."""
-    notebook = notebook_of(shell)
-    return f"{notebook.stem}-medagent.ipynb" if notebook else "medagent.ipynb"
+    from jupyter_medagent.session import refined_name
+
+    return refined_name(notebook_of(shell))
 
 
 def kept_event(event: dict) -> dict:
@@ -96,6 +98,7 @@ class RunView:
         self.kept: list[dict] = []
         self.seq = 0
         self._logged_at = 0.0
+        self._lock = threading.Lock()  # a cell's background threads print too: one event at a time, seq in order
         self.rich = getattr(shell, "kernel", None) is not None  # a kernel with a front end, not a terminal
         self.handle = display(self._bundle(), display_id=True, raw=True) if self.rich else None
         self.comm = self._open_comm(shell) if self.rich else None
@@ -119,6 +122,10 @@ class RunView:
                 "text/html": f"<pre class='medagent-log'>{html.escape(log)}</pre>"}
 
     def add(self, event) -> None:
+        with self._lock:
+            self._add(event)
+
+    def _add(self, event) -> None:
         data = event.to_json()
         data["seq"] = self.seq
         self.seq += 1

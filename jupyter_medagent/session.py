@@ -94,6 +94,12 @@ def plan_isolation(mode: str, output_dir: Path, data_dir: str | None, limits: Ke
     return KernelIsolation(mode, output_dir, data_dir, limits, notice, gateway)
 
 
+def refined_name(notebook: Path | None) -> str:
+    """The refined notebook's file name: after the user's notebook (``analysis-medagent.ipynb`` for
+    ``analysis.ipynb``), the same for the sidebar and the magic; ``medagent.ipynb`` without one."""
+    return f"{notebook.stem}-medagent.ipynb" if notebook else "medagent.ipynb"
+
+
 def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
                 approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False,
                 on_live=None):

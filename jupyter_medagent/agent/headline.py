@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Per-patient EF dictionaries and where their numbers come from (pipelines' templates report these).
+# Per-patient EF dictionaries and where their numbers come from: the offline templates' names, then the one the
+# system prompt asks model backends to use.
 EF_SOURCES = (("ef_predicted", "network"), ("ef_reference", "reference labels (training)"),
-              ("ef_measured", "given labels"))
+              ("ef_measured", "given labels"), ("ef_percent", "the analysis's cells"))
 # Scalars worth a line of their own, with how to say them.
 QUALITY = (("dice_mean", "mean Dice (held-out)", "{:.3f}"),
            ("ef_abs_error", "EF error vs reference labels (points)", "{:.2f}"),
@@ -41,6 +42,13 @@ def headline(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     if ef_rows:
         tables.append({"title": "Ejection fraction per patient", "columns": ["patient", "EF (%)", "from"],
                        "rows": sorted(ef_rows)})
+    volumes = {case: {str(name): ml for name, ml in per.items()}
+               for case, per in sorted((metrics.get("volumes_ml") or {}).items()) if isinstance(per, dict)}
+    structures = sorted({name for per in volumes.values() for name in per})
+    if structures:  # {case: {structure: mL}}, as the system prompt asks model backends to report volumes
+        tables.append({"title": "Volumes (mL)", "columns": ["case"] + structures,
+                       "rows": [[case] + [f"{per[name]:.1f}" if _number(per.get(name)) else "" for name in structures]
+                                for case, per in volumes.items()]})
     quality = [[label, template.format(metrics[key])] for key, label, template in QUALITY if _number(metrics.get(key))]
     if quality:
         tables.append({"title": "Quality", "columns": ["measure", "value"], "rows": quality})

@@ -329,7 +329,12 @@ class Agent:
     def _reexecute(self) -> Generator[Event, None, tuple[bool, str | None]]:
         """The verification re-run, in a worker thread (nbclient takes SIGINT for itself in the main thread,
         and kills its kernel, so the run would not know the user asked it to stop), its progress shown."""
-        manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True) if self.isolation else None
+        if self.isolation:
+            manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True)
+        else:  # ours rather than nbclient's own, so that stop() can kill its kernel
+            from jupyter_client.manager import AsyncKernelManager
+
+            manager = AsyncKernelManager(kernel_name="python3")
         self._reexecution = manager
         outcome: dict[str, Any] = {}
         done: queue.Queue[int] = queue.Queue()
@@ -361,6 +366,9 @@ class Agent:
                 eta = elapsed / finished * (total - finished) if finished else None
                 yield Progress("verification", finished, total, round(elapsed, 1), eta and round(eta, 1),
                                f"verification: cell {finished} of {total} re-ran")
+        except BaseException:  # an interrupt (the magic's kernel Interrupt) or a closed generator: kill the re-run's
+            self.stop()        # kernel, or the join below waits for a retraining re-run to end
+            raise
         finally:
             worker.join()
             self._reexecution = None

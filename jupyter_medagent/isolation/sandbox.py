@@ -91,7 +91,10 @@ def _python_paths() -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p)
     paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
-    return sorted(p for p in (os.path.realpath(p) for p in paths) if os.path.exists(p) and _under(p, HIDDEN_DIRS))
+    # A hidden folder itself (a script run from /tmp puts /tmp on sys.path) is never bound back: that would
+    # expose all of it, read-only over the private one, so nothing could write a temporary file.
+    return sorted(p for p in (os.path.realpath(p) for p in paths)
+                  if os.path.exists(p) and _under(p, HIDDEN_DIRS) and p not in HIDDEN_DIRS)
 
 
 def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str]) -> list[str]:

@@ -188,7 +188,7 @@ class RunManager:
         (a double click on Start, a retried POST) gets that run back instead of a second one."""
         from jupyter_medagent.kernel import KernelClientExecutor
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
-        from jupyter_medagent.session import RunOptions, build_agent
+        from jupyter_medagent.session import RunOptions, build_agent, refined_name
 
         self.bind_loop()
         if not spec.isolated and spec.kernel_id not in self.kernels:
@@ -203,7 +203,7 @@ class RunManager:
             raise RunError(409, f"run {busy[0].id} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
         km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
-        options = RunOptions(spec.request, spec.data_dir, notebook.parent, f"{notebook.stem}-medagent.ipynb", spec.backend,
+        options = RunOptions(spec.request, spec.data_dir, notebook.parent, refined_name(notebook), spec.backend,
                              spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
                              cell_timeout=spec.cell_timeout, reexecute=spec.verify,
                              kernel_elsewhere=km is not None and is_gateway_kernel(km))

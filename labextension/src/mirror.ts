@@ -84,6 +84,8 @@ export class NotebookMirror {
       // The agent is fixing this cell (or the user edited it): replace its code rather than piling up copies.
       this.notebook.widgets[existing].model.sharedModel.setSource(source);
       this.update(cellId, { edited_by_user: byUser });
+      // After a reload the run's cells are already there: new ones go below the last of them, not the cursor.
+      this.lastIndex = Math.max(this.lastIndex ?? -1, existing);
       return;
     }
     const model = this.notebook.model;

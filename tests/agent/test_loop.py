@@ -310,3 +310,31 @@ def test_without_verification_the_notebook_says_not_verified(tmp_path, executor)
     assert finished.verified == "skipped" and "progress" not in kinds(events)
     nb = nbformat.read(finished.notebook, as_version=4)
     assert "Not verified" in nb.cells[-1].source and nb.metadata["medagent"]["verified"] == "skipped"
+
+
+def test_an_interrupt_during_verification_kills_the_rerun_at_once(tmp_path, executor):
+    """The magic's Interrupt button raises KeyboardInterrupt in the loop while the verification re-run (which
+    retrains) goes on in a worker thread: the run must end now, not when the re-run would have ended."""
+    marker = tmp_path / "ran_once"
+    slow_on_rerun = f"import time\nfrom pathlib import Path\ntime.sleep(60 if Path({str(marker)!r}).exists() else 0)\n" \
+                    f"Path({str(marker)!r}).touch()"
+    agent, _ = make(tmp_path, executor, [call("add_cell", source="x = 1", note="Quick."),
+                                         call("add_cell", source=slow_on_rerun, note="Slow when re-run."),
+                                         call("finish", status="solved", summary="done")])
+    events = agent.run()
+    for event in events:
+        if event.kind == "progress" and event.what == "verification":
+            break  # the first cell re-ran; the second sleeps
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        events.throw(KeyboardInterrupt)
+    assert time.monotonic() - started < 20 and agent.stopped
+
+
+def test_the_headline_shows_what_a_model_backend_reports():
+    from jupyter_medagent.agent.headline import headline
+
+    tables = headline({"ef_percent": {"p2": 48.04, "p1": 61.0}, "volumes_ml": {"p1": {"LV": 120.0, 3: 80.25}}})
+    ef, volumes = tables
+    assert ef["rows"] == [["p1", "61.0", "the analysis's cells"], ["p2", "48.0", "the analysis's cells"]]
+    assert volumes["columns"] == ["case", "3", "LV"] and volumes["rows"] == [["p1", "80.2", "120.0"]]

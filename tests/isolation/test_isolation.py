@@ -120,6 +120,26 @@ def test_sandboxed_kernel_sees_no_secrets_no_home_and_no_network(bwrap, tmp_path
         out.rmdir() if not any(out.iterdir()) else None
 
 
+def test_a_sandbox_started_from_tmp_keeps_its_private_writable_tmp(bwrap, tmp_path, monkeypatch):
+    """`medagent bench` or a script run from /tmp has /tmp on sys.path: the sandbox must not bind the host's
+    /tmp back (read-only, over the private one), or matplotlib and tempfile fail in every cell."""
+    monkeypatch.syspath_prepend("/tmp")
+    host_file = tmp_path / "host-secret.txt"
+    host_file.write_text("x")
+    out = Path(os.path.realpath(ROOT)) / ".test-isolation-out"
+    out.mkdir(exist_ok=True)
+    try:
+        executor = KernelIsolation("sandbox", out, None, KernelLimits()).new_kernel_executor()
+        try:
+            result = executor.execute(f"import os, tempfile\nprint(tempfile.mkdtemp().startswith('/tmp/'), "
+                                      f"os.access(os.path.expanduser('~'), os.W_OK), os.path.exists({str(host_file)!r}))")
+            assert result.error is None and result.outputs[0]["text"].split() == ["True", "True", "False"]
+        finally:
+            executor.close()
+    finally:
+        out.rmdir() if not any(out.iterdir()) else None
+
+
 def test_guard_switches_off_after_the_agent_cell_and_cannot_be_released_by_model_code(tmp_path):
     executor = KernelClientExecutor(cwd=tmp_path, guard=guard.policy([tmp_path / "out"]))
     outside = tmp_path / "outside.txt"
