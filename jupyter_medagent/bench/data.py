@@ -1,13 +1,13 @@
 """Data for the benchmark's tasks, made on the spot from what ships in wheels (no download).
 
-Each maker writes a data folder and returns the truth the task's judge compares with (kept outside the
-data folder, so an agent cannot read it). Makers are deterministic in their seed, so every worker and
-every machine of a Ray cluster makes the same data.
+Each maker writes a data folder and returns the truth the task's judge compares with, which is never
+written to disk: the bench's driver keeps it and hands it to the runs, so no agent finds it. Makers
+are deterministic in their seed: data made again is the same data.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,13 +25,14 @@ def maker(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, An
 @maker
 def cardiac_phantom(out: Path, cases: int = 8, seed: int = 0, pitfalls: str | list[str] = "none",
                     layout: str = "nnunet", frames: int = 0) -> dict[str, Any]:
-    """The synthetic short-axis cine phantom (imaging/phantom.py); truth: each patient's volumes and EF,
-    and the pitfalls planted per case."""
+    """The synthetic short-axis cine phantom (imaging/phantom.py); truth: each patient's EF, every case and
+    the pitfalls planted per case."""
     from jupyter_medagent.imaging.phantom import synth_cardiac
 
     manifest = synth_cardiac(out, cases=cases, seed=seed, pitfalls=pitfalls, layout=layout, frames=frames)
-    (out / "manifest.json").unlink(missing_ok=True)  # the phantom's answer key stays outside the data folder
+    (out / "manifest.json").unlink()  # the phantom's answer key: the truth returned here is all that is kept
     return {"ef": {p: v["lv_ef_percent"] for p, v in manifest["patients"].items()},
+            "cases": [c["case"] for c in manifest["cases"]],
             "pitfalls": [{"case": c["case"], "kind": p["kind"]} for c in manifest["cases"] for p in c["pitfalls"]]}
 
 
@@ -80,7 +81,7 @@ def brain_mni(out: Path, subjects: int = 6, seed: int = 0, wrong_spacing: int = 
 
     ``wrong_spacing`` subjects get a mask whose header claims 1 mm voxels (a common export slip): a volume
     taken from the mask's own header is 8 times too small. The next ``flipped`` subjects get their mask
-    flipped front to back. Truth: each subject's brain volume in mL and the pitfalls planted.
+    flipped front to back. Truth: each subject's brain volume in mL, the subjects and the pitfalls planted.
     """
     from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
 
@@ -106,7 +107,7 @@ def brain_mni(out: Path, subjects: int = 6, seed: int = 0, wrong_spacing: int = 
             planted.append({"case": subject, "kind": "orientation_flip"})
         nib.save(nib.Nifti1Image(stored, mask_affine), str(out / f"{subject}_mask.nii.gz"))
         volumes[subject] = float(brain.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0)
-    return {"brain_ml": volumes, "pitfalls": planted}
+    return {"brain_ml": volumes, "cases": list(volumes), "pitfalls": planted}
 
 
 @maker
@@ -154,21 +155,9 @@ def ct_vertebra(out: Path, patients: int = 8, slices: int = 8, seed: int = 0, ra
 
 
 def make_data(maker_name: str, params: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The task's data in ``folder`` and its truth, made once: a finished folder (its truth file written last)
-    is reused, so runs that share a task share its data."""
-    import fcntl
-
+    """The task's data made afresh in ``folder`` (what was there, perhaps cut short, goes) and its truth, for
+    the caller to keep: the truth is on no disk, so the data is made again by each bench that needs it."""
     folder = Path(folder)
-    truth_file = folder.with_name(folder.name + ".truth.json")
+    shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker per data folder, whatever the number of workers
-        if truth_file.exists():
-            return json.loads(truth_file.read_text())
-        if folder.exists():  # a maker that died half-way: start again
-            import shutil
-
-            shutil.rmtree(folder)
-        truth = MAKERS[maker_name](folder, **params)
-        truth_file.write_text(json.dumps(truth, indent=1))
-        return truth
+    return MAKERS[maker_name](folder, **params)

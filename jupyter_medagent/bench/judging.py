@@ -1,6 +1,6 @@
 """Whether a benchmark run solved its task: it must claim success, its notebook must have re-run on its own,
 and every criterion of the task's judge (from the suite file) must agree, checked against the truth the
-task's data maker kept outside the data folder.
+task's data maker returned to the bench's driver.
 
 Criteria read the metrics the run's cells reported (``show_metrics`` / the metrics MIME bundle) and, for
 planted pitfalls, the refined notebook. Per-patient values are {patient: value} dicts; the names each
@@ -43,22 +43,23 @@ def _per_patient(metrics: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((metrics[k] for k in METRIC_NAMES[kind] if isinstance(metrics.get(k), dict)), {})
 
 
+def _at_least(run: dict[str, Any], metric: str, label: str, bar: float) -> Verdict:
+    value = _number(run["metrics"].get(metric))
+    if value is None:
+        return False, f"no {metric} reported"
+    return value >= bar, f"{label} {value:.3f} (bar {bar})"
+
+
 @criterion
 def dice_mean(run: dict[str, Any], truth: dict[str, Any], bar: float) -> Verdict:
     """Mean Dice on held-out cases at least ``bar``."""
-    value = _number(run["metrics"].get("dice_mean"))
-    if value is None:
-        return False, "no dice_mean reported"
-    return value >= bar, f"Dice {value:.3f} (bar {bar})"
+    return _at_least(run, "dice_mean", "Dice", bar)
 
 
 @criterion
 def balanced_accuracy(run: dict[str, Any], truth: dict[str, Any], bar: float) -> Verdict:
     """Balanced accuracy on held-out cases at least ``bar``."""
-    value = _number(run["metrics"].get("balanced_accuracy"))
-    if value is None:
-        return False, "no balanced_accuracy reported"
-    return value >= bar, f"balanced accuracy {value:.3f} (bar {bar})"
+    return _at_least(run, "balanced_accuracy", "balanced accuracy", bar)
 
 
 @criterion
@@ -94,15 +95,23 @@ def volume_error(run: dict[str, Any], truth: dict[str, Any], tolerance_percent: 
 @criterion
 def pitfalls_handled(run: dict[str, Any], truth: dict[str, Any]) -> Verdict:
     """Every planted pitfall handled: in the run's fix log (a backend that keeps one, like the offline planner),
-    or its case named in the refined notebook's code (a model that fixes or excludes a case names it)."""
+    or its case named in a code cell of the refined notebook (a model that fixes or excludes a case names it),
+    unless that cell names nearly every case: a list of them all singles out nothing."""
     notebook = run.get("notebook")
     if not notebook or not Path(notebook).exists():
         return False, "no notebook to look for the fixes in"
     nb = json.loads(Path(notebook).read_text())
     logged = {(f["case"], f["finding"]) for f in nb.get("metadata", {}).get("medagent", {}).get("findings_fixed", [])}
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    broken = {p["case"] for p in truth["pitfalls"]}
+    named: set[str] = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            mine = {c for c in truth["cases"] if repr(c) in source or f'"{c}"' in source}
+            if len(mine) <= len(broken) or len(mine) < 0.8 * len(truth["cases"]):
+                named |= mine
     missed = [f"{p['case']}:{p['kind']}" for p in truth["pitfalls"]
-              if (p["case"], p["kind"]) not in logged and repr(p["case"]) not in code and f'"{p["case"]}"' not in code]
+              if (p["case"], p["kind"]) not in logged and p["case"] not in named]
     planted = len(truth["pitfalls"])
     if missed:
         return False, f"pitfalls handled {planted - len(missed)}/{planted} (missed {', '.join(missed[:3])})"

@@ -18,6 +18,7 @@ from typing import Any
 
 from jupyter_medagent.bench.runner import read_results
 from jupyter_medagent.bench.suite import WORDINGS
+from jupyter_medagent.pipelines.report import markdown_table
 
 Table = tuple[list[str], list[list[Any]]]  # header, rows
 
@@ -158,12 +159,6 @@ def _save(fig, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows])
-
-
 def _html_table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
@@ -174,7 +169,10 @@ def build_report(out: Path, title: str = "medagent bench") -> tuple[Path, Path]:
     """report.md and report.html in ``out`` from its results.jsonl; returns their paths."""
     out = Path(out)
     rows = read_results(out)
-    agent_rows = [r for r in rows if r.get("kind", "agent") == "agent"]
+    # A run made again (its task changed in the suite, or its data could not be made before) counts once: its
+    # latest row.
+    agent_rows = list({tuple(r.get(k) for k in ("suite", "task", "wording", "backend", "skills", "repeat")): r
+                       for r in rows if r.get("kind", "agent") == "agent"}.values())
     judge_rows = [r for r in rows if r.get("kind") == "judge"]
     sections: list[tuple[str, Table]] = []
     figures: dict[str, Path] = {}
@@ -196,8 +194,9 @@ def build_report(out: Path, title: str = "medagent bench") -> tuple[Path, Path]:
             "td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}img{max-width:100%}</style></head><body>",
             f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"]
     for name, (header, table) in sections:
-        md += [f"## {name}", "", _markdown_table(header, table) if table else "*(none)*", ""]
-        page.append(f"<h2>{html.escape(name)}</h2>" + (_html_table(header, table) if table else "<p>(none)</p>"))
+        md += [f"## {name}", "", markdown_table(table, header), ""]
+        table_html = _html_table(header, table) if table else "<p>(nothing to show)</p>"
+        page.append(f"<h2>{html.escape(name)}</h2>" + table_html)
     for name, path in figures.items():
         md += [f"## {name}", "", f"![{name}]({path.relative_to(out).as_posix()})", ""]
         data = base64.b64encode(path.read_bytes()).decode("ascii")

@@ -60,9 +60,6 @@ class Suite:
     tasks: list[TaskSpec] = field(default_factory=list)
     sets: list[DataSpec] = field(default_factory=list)  # judge suites: data sets with planted pitfalls
 
-    def task(self, name: str) -> TaskSpec:
-        return next(t for t in self.tasks if t.name == name)
-
 
 def suite_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files(__package__).joinpath("suites").iterdir() if p.name.endswith(".toml"))

@@ -26,14 +26,16 @@ def register(subparsers) -> None:
     bench.add_argument("--out", default="medagent-bench", help="results folder (default medagent-bench)")
     bench.add_argument("--workers", type=int, default=1, help="runs at a time in local processes (default 1)")
     bench.add_argument("--ray", default=None, metavar="ADDRESS",
-                       help="submit the runs to the Ray cluster at ADDRESS instead (one task per run; needs the ray extra)")
+                       help="submit the runs to the Ray cluster at ADDRESS instead (one task per run; needs the ray "
+                            "extra; --out must be a folder every node sees at the same path)")
     bench.add_argument("--skills", default="all",
                        help=f"comma-separated skill levels to run each backend with ({', '.join(SKILL_LEVELS)}; default all)")
     bench.add_argument("--tasks", default=None, help="comma-separated task names (default: every task of the suite)")
     bench.add_argument("--wordings", default=None, help="comma-separated wordings: expert, ordinary, vague, misleading")
     bench.add_argument("--max-cost", type=float, default=None, metavar="USD", help="money budget of each run")
     bench.add_argument("--run-timeout", type=float, default=3600, metavar="S",
-                       help="a local run still going after S seconds is killed and recorded as failed (default 3600)")
+                       help="a local run still going after S seconds is killed and recorded as failed (default 3600; "
+                            "not applied to --ray runs)")
     bench.add_argument("--isolation", default="auto", choices=ISOLATION_MODES, help="kernel isolation of every run")
     bench.add_argument("--vlm-judge", default=None, metavar="SELECTORS",
                        help="judge suite: comma-separated VLM judges to score beside the quantitative judge")
@@ -54,7 +56,8 @@ def _names(text: str | None, known: list[str], what: str, where: str) -> list[st
 def bench_command(args) -> int:
     from jupyter_medagent.agent.skills import SKILL_LEVELS
     from jupyter_medagent.bench.report import build_report
-    from jupyter_medagent.bench.runner import Bench, ResultsFile, read_results, run_local, run_ray, split_backends
+    from jupyter_medagent.bench.runner import (Bench, ResultsFile, make_task_data, read_results, run_local, run_ray,
+                                               split_backends)
     from jupyter_medagent.bench.suite import WORDINGS, load_suite
 
     out = Path(args.out).resolve()
@@ -79,7 +82,7 @@ def bench_command(args) -> int:
                   repeats=args.repeats,
                   tasks=_names(args.tasks, [t.name for t in suite.tasks], "task(s)", suite.path.name),
                   wordings=_names(args.wordings, list(WORDINGS), "wording(s)", "--wordings"),
-                  max_cost=args.max_cost, run_timeout=args.run_timeout, isolation=args.isolation)
+                  max_cost=args.max_cost, isolation=args.isolation)
     _check_backends(bench.backends)
     pending = bench.pending()
     total = len(bench.specs())
@@ -96,14 +99,11 @@ def bench_command(args) -> int:
               f"{row['steps']} steps, {row['tokens']} tokens, ${row['cost_usd']:.4f}: {row['verdict']}",
               file=sys.stderr, flush=True)
 
+    ready = make_task_data(pending, record)
     if args.ray:
-        run_ray(pending, args.ray, record)
+        run_ray(ready, args.ray, record)
     else:
-        from jupyter_medagent.bench.data import make_data
-
-        for spec in {s.data_dir: s for s in pending}.values():  # each task's data once, before the workers start
-            make_data(spec.maker, spec.data_params, Path(spec.data_dir))
-        run_local(pending, args.workers, args.run_timeout, record)
+        run_local(ready, args.workers, args.run_timeout, record)
     _print_report(build_report(out, f"medagent bench: {suite.name} suite"))
     return 0
 

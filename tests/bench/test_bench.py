@@ -17,6 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from jupyter_medagent.bench import runner
+from jupyter_medagent.bench.judging import pitfalls_handled
+from jupyter_medagent.bench.runner import Bench, ResultsFile, Stopped, Workers
 from jupyter_medagent.bench.suite import SuiteError, load_suite
 
 TINY_SUITE = """
@@ -96,7 +99,99 @@ def test_the_shipped_suites_load_with_every_task_in_four_wordings():
     assert load_suite("judge").kind == "judge"
 
 
+# ---------------------------------------------------------------------------------------------- run keys
+LONG_SELECTOR = "openai:Qwen2.5-Coder-32B-Instruct-AWQ@http://gpu-node-17.cluster.local:8090/v1"
+
+
+def test_runs_differing_only_in_skills_get_folders_of_their_own(tmp_path, tiny_suite):
+    specs = Bench(load_suite(str(tiny_suite)), tmp_path, [LONG_SELECTOR], skills=["none", "all"],
+                  wordings=["expert"]).specs()
+    folders = {Path(s.notebook).parent for s in specs}
+    assert len(specs) == 2 and len(folders) == 2
+    assert all(f.name.startswith("ef_from_labels-expert-openai_Qwen2.5-Coder") for f in folders)  # still readable
+
+
+def test_a_task_changed_in_its_suite_file_runs_again(tmp_path, tiny_suite):
+    out = tmp_path / "out"
+    results = ResultsFile(out)
+    for spec in Bench(load_suite(str(tiny_suite)), out, ["offline"]).specs():
+        results.add({"key": spec.key})
+    assert Bench(load_suite(str(tiny_suite)), out, ["offline"]).pending() == []
+    changed = tmp_path / "changed.toml"  # the same runs, judged by a stricter criterion
+    changed.write_text(TINY_SUITE.replace("tolerance = 3.0", "tolerance = 1.0"))
+    (renamed := tmp_path / "renamed.toml").write_text(TINY_SUITE)
+    for suite in (changed, renamed):
+        assert len(Bench(load_suite(str(suite)), out, ["offline"]).pending()) == 2, suite.name
+
+
 # ---------------------------------------------------------------------------------------------- runs
+def test_each_row_is_recorded_as_its_run_finishes(tmp_path, tiny_suite, monkeypatch):
+    slow, fast = Bench(load_suite(str(tiny_suite)), tmp_path, ["offline"]).specs()
+
+    def run_in_worker(spec, timeout, workers):
+        time.sleep(2 if spec is slow else 0)
+        return {"wording": spec.wording, "at": time.monotonic()}
+
+    monkeypatch.setattr(runner, "run_in_worker", run_in_worker)
+    recorded = []
+    runner.run_local([slow, fast], 2, 60, lambda row: recorded.append({**row, "recorded": time.monotonic()}))
+    assert [r["wording"] for r in recorded] == [fast.wording, slow.wording]
+    assert recorded[0]["recorded"] - recorded[0]["at"] < 1  # not held back behind the slower run
+
+
+def test_no_worker_starts_once_the_bench_is_stopping(tmp_path, tiny_suite):
+    workers = Workers()
+    workers.kill_all()  # Ctrl-C: a worker thread that has not started its process yet must not start it
+    spec = Bench(load_suite(str(tiny_suite)), tmp_path, ["offline"]).specs()[0]
+    with pytest.raises(Stopped):
+        runner.run_in_worker(spec, 60, workers)
+    assert not workers.running
+
+
+def test_a_task_whose_data_cannot_be_made_fails_its_runs_and_the_bench_goes_on(tmp_path, tiny_suite):
+    """nilearn missing (a package here that fails to import as a missing one does): the brain task's run is a
+    failed row saying what to install, the other task is run and solved, and the next invocation tries the
+    brain task again. No truth is left on disk beside the data."""
+    suite = tmp_path / "two.toml"
+    suite.write_text(TINY_SUITE + """
+[tasks.brain]
+data = { maker = "brain_mni", subjects = 2 }
+judge.volume_error = { tolerance_percent = 2.0, key = "brain_ml" }
+wordings.ordinary = "How big is each subject's brain?"
+""")
+    fake = tmp_path / "fake" / "nilearn"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'nilearn'\", name='nilearn')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "out"
+    result = medagent("bench", "--suite", suite, "--wordings", "ordinary", "--out", out, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    by_task = {r["task"]: r for r in rows(out)}
+    assert by_task["brain"]["solved"] is False and by_task["brain"]["crashed"] is True
+    assert "the brain_mni data could not be made (pip install 'jupyter_medagent[bench]')" in by_task["brain"]["verdict"]
+    assert "No module named 'nilearn'" in by_task["brain"]["verdict"]
+    assert by_task["ef_from_labels"]["solved"] is True, by_task["ef_from_labels"]["verdict"]
+    again = Bench(load_suite(str(suite)), out, ["offline"], wordings=["ordinary"]).pending()
+    assert [s.task for s in again] == ["brain"]
+    assert not list(out.rglob("*truth*")) and not list((out / "data").rglob("manifest.json"))
+
+
+def test_a_list_of_every_case_in_the_notebook_handles_no_pitfall(tmp_path):
+    truth = {"cases": [f"patient00{n}_{phase}" for n in range(1, 4) for phase in ("ED", "ES")],
+             "pitfalls": [{"case": "patient002_ES", "kind": "orientation_flip"}]}
+
+    def judged(*cells, fixed=()):
+        nb = {"cells": [{"cell_type": "code", "source": [cell]} for cell in cells],
+              "metadata": {"medagent": {"findings_fixed": [{"case": c, "finding": k} for c, k in fixed]}}}
+        (path := tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+        return pitfalls_handled({"notebook": str(path)}, truth)
+
+    listing = f"cases = {truth['cases']!r}\nfor case in cases:\n    measure(case)"
+    assert judged(listing) == (False, "pitfalls handled 0/1 (missed patient002_ES:orientation_flip)")
+    assert judged(listing, "labels['patient002_ES'] = flip(labels['patient002_ES'])")[0] is True
+    assert judged(listing, fixed=[("patient002_ES", "orientation_flip")])[0] is True
+
+
 def test_a_killed_worker_is_a_failed_row_the_bench_goes_on_and_a_rerun_skips_what_is_done(tmp_path, tiny_suite):
     out = tmp_path / "out"
     bench = subprocess.Popen([sys.executable, "-m", "jupyter_medagent.cli", "bench", "--suite", str(tiny_suite),
@@ -130,7 +225,9 @@ def test_the_report_is_built_from_a_small_results_file(tmp_path):
     out.mkdir()
     base = {"kind": "agent", "suite": "default", "task": "ef_from_labels", "skills": "all", "repeat": 1, "crashed": False,
             "steps": 11, "seconds": 12.0, "cache_write_tokens": 0, "output_tokens": 0}
-    results = [
+    results = [  # the first row is superseded by the second (the same run, made again): the report counts it once
+        {**base, "key": "a0", "backend": "offline", "wording": "expert", "solved": False, "verdict": "crashed: no data",
+         "tokens": 0, "cost_usd": 0.0, "input_tokens": 0, "cache_read_tokens": 0, "calls": [], "started": False},
         {**base, "key": "a", "backend": "offline", "wording": "expert", "solved": True, "verdict": "EF error max 0.01",
          "tokens": 0, "cost_usd": 0.0, "input_tokens": 0, "cache_read_tokens": 0, "calls": []},
         {**base, "key": "b", "backend": "anthropic:claude-x", "wording": "expert", "solved": True, "verdict": "EF ok",
