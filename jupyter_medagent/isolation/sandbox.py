@@ -60,8 +60,9 @@ def sandbox_problem() -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed"
-    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-net",
-             "--unshare-pid", "--die-with-parent", "--new-session", "--", sys.executable, "-c", "pass"]
+    # The kernels' own mounts: a Python installed under a hidden folder (a virtualenv in /home or /tmp) must run.
+    probe = [bwrap, *_mounts(), "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--",
+             sys.executable, "-c", "pass"]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -97,10 +98,9 @@ def _python_paths() -> list[str]:
                   if os.path.exists(p) and _under(p, HIDDEN_DIRS) and p not in HIDDEN_DIRS)
 
 
-def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str]) -> list[str]:
-    """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
-    socket folder writable, the data read-only, no network, its own pid namespace and session."""
-    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+def _mounts() -> list[str]:
+    """Read-only root with the hidden folders and files emptied, a private home, and this Python bound back."""
+    argv = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for hidden in HIDDEN_DIRS:
         if os.path.isdir(hidden):
             argv += ["--tmpfs", hidden]
@@ -110,6 +110,13 @@ def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, envir
     argv += ["--dir", SANDBOX_HOME]
     for path in _python_paths():
         argv += ["--ro-bind", path, path]
+    return argv
+
+
+def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str]) -> list[str]:
+    """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
+    socket folder writable, the data read-only, no network, its own pid namespace and session."""
+    argv = [shutil.which("bwrap") or "bwrap", *_mounts()]
     if data_dir:
         argv += ["--ro-bind", data_dir, data_dir]
     argv += ["--bind", output_dir, output_dir, "--bind", runtime_dir, runtime_dir]

@@ -140,6 +140,23 @@ def test_a_sandbox_started_from_tmp_keeps_its_private_writable_tmp(bwrap, tmp_pa
         out.rmdir() if not any(out.iterdir()) else None
 
 
+def test_a_python_installed_under_a_hidden_folder_can_be_sandboxed(bwrap, tmp_path, monkeypatch):
+    """Most users' virtualenvs live in /home (hidden in the sandbox); the probe must run that Python, not
+    report bubblewrap as unusable and quietly fall back to the guard."""
+    from jupyter_medagent.isolation import sandbox
+
+    venv = tmp_path / "venv"  # under /tmp, hidden like /home
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    sandbox.sandbox_problem.cache_clear()
+    try:
+        assert sandbox.sandbox_problem() is None
+    finally:
+        sandbox.sandbox_problem.cache_clear()
+
+
 def test_guard_switches_off_after_the_agent_cell_and_cannot_be_released_by_model_code(tmp_path):
     executor = KernelClientExecutor(cwd=tmp_path, guard=guard.policy([tmp_path / "out"]))
     outside = tmp_path / "outside.txt"
