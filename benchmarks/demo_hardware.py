@@ -4,17 +4,23 @@ Runs ``medagent demo`` as a user would (a subprocess, default settings) and prin
 time, the plan's device/precision/batch/steps, Dice, EF error and re-execution. While it runs, GPU
 utilisation and memory are sampled with nvidia-smi when there is a GPU. On a GPU machine the same demo is
 run again with the plan held to the CPU (``offline:device=cpu``): the baseline of the same run, so the
-ratio shows what the GPU bought. Targets (issue 9): on the 2-core CPU, no slower than before the plan
-(139.5 s, Dice 0.973, EF error 1.51); on an H100-class GPU, <= 60 s with visible GPU utilisation.
+ratio shows what the GPU bought. Targets (issue 9): on the 2-core CPU, no slower than before the plan;
+on an H100-class GPU, <= 60 s with visible GPU utilisation.
 
-    .venv/bin/python benchmarks/demo_hardware.py [--cases 20]
+``--baseline-ref REF`` (a git commit, e.g. the one before the plans) runs that commit's demo from a temporary
+worktree in the same environment, alternating with this checkout's for ``--rounds`` rounds, so that other load
+on the machine hits both: the ratio of the medians is the comparison, never a figure from another day.
+
+    .venv/bin/python benchmarks/demo_hardware.py [--cases 20] [--baseline-ref 4ddc0e4 --rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,12 +63,15 @@ class GpuSampler:
                 f"peak memory {max(m for _, m in self.samples):.0f} MiB")
 
 
-def run_demo(out: Path, cases: int, backend: str | None) -> tuple[dict, float]:
+def run_demo(out: Path, cases: int, backend: str | None, source: Path | None = None) -> tuple[dict, float]:
+    """The demo as a subprocess; ``source``: a checkout whose package is imported instead (kernels included,
+    through PYTHONPATH)."""
     command = [sys.executable, "-m", "jupyter_medagent.cli", "demo", "--out", str(out), "--cases", str(cases), "--json"]
     if backend:
         command += ["--backend", backend]
+    env = dict(os.environ, PYTHONPATH=str(source)) if source else None
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=source)
     wall = time.monotonic() - started
     if not result.stdout.strip():
         raise SystemExit(f"the demo printed no summary:\n{result.stderr[-3000:]}")
@@ -92,10 +101,41 @@ def row(name: str, summary: dict, wall: float, gpu: str) -> None:
         print(f"  GPU         {gpu}")
 
 
+def compare_with(ref: str, rounds: int, cases: int) -> None:
+    """This checkout's demo against ``ref``'s, alternating, on this machine in this run."""
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline_tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(baseline_tree), ref], check=True,
+                       capture_output=True)
+        try:
+            walls: dict[str, list[float]] = {"this checkout": [], ref: []}
+            for k in range(rounds):
+                for name, source in ((ref, baseline_tree), ("this checkout", None)):
+                    summary, wall = run_demo(Path(tmp) / f"{name.replace(' ', '-')}-{k}", cases, None, source)
+                    walls[name].append(wall)
+                    dice = summary.get("dice_mean")
+                    print(f"round {k + 1}, {name}: {summary['status']} in {wall:.1f} s, training "
+                          f"{summary.get('time_split', {}).get('training_seconds')} s, Dice "
+                          f"{dice if dice is None else round(dice, 3)}, EF error "
+                          f"{summary.get('ef_abs_error') and round(summary['ef_abs_error'], 2)}", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(baseline_tree)],
+                           capture_output=True)
+    this, base = statistics.median(walls["this checkout"]), statistics.median(walls[ref])
+    print(f"median wall: this checkout {this:.1f} s, {ref} {base:.1f} s; ratio {this / base:.2f} "
+          f"({'slower' if this > base else 'no slower'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--baseline-ref", help="a git commit whose demo is the baseline, run alternately in this run")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the comparison (default 2)")
     args = parser.parse_args()
+    if args.baseline_ref:
+        compare_with(args.baseline_ref, args.rounds, args.cases)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         with GpuSampler() as sampler:
             summary, wall = run_demo(Path(tmp) / "planned", args.cases, None)
