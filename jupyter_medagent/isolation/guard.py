@@ -132,9 +132,10 @@ def _make_hook(config: dict, armed_always: bool):
     import stat
     import tempfile
 
-    getframe, native_id, lstat, readlink, fsopen, close, getcwd, listdir = (
+    getframe, native_id, lstat, readlink, fsopen, close, getcwd, listdir, statvfs = (
         sys._getframe, _thread.get_native_id, posix.lstat, posix.readlink, posix.open, posix.close, posix.getcwd,
-        posix.listdir)
+        posix.listdir, posix.statvfs)
+    st_rdonly = posix.ST_RDONLY
     realpath, normpath, mkdtemp = os.path.realpath, os.path.normpath, tempfile.mkdtemp
     path_str, path_fspath = pathlib.PurePath.__str__, pathlib.PurePath.__fspath__
     o_path = getattr(posix, "O_PATH", 0)
@@ -259,6 +260,14 @@ def _make_hook(config: dict, armed_always: bool):
         if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
             refuse(f"{action} {real}: a hard-linked file whose other names may lie outside the output folder")
 
+    def on_read_only_mount(real: str) -> bool:
+        """Nothing can have written this file: its file system is mounted read-only (the sandbox binds the
+        Python's own folders so, also where they lie under a writable root such as /tmp)."""
+        try:
+            return bool(statvfs(real).f_flag & st_rdonly)
+        except OSError:
+            return False
+
     def check_read(path) -> None:
         real = resolve(path)
         if real is not None and (inside(real, state["secrets"]) or
@@ -346,8 +355,11 @@ def _make_hook(config: dict, armed_always: bool):
             refuse(f"inspects the interpreter's internals ({event})")
         elif event in _CTYPES:
             if event == "ctypes.dlopen":
-                real = resolve(args[0]) if args[0] else None
-                if args[0] is None or (real and inside(real, state["writable"])):
+                # A name without a slash is looked up by the dynamic linker in the system's folders, never in
+                # the working directory (dlopen(3)); a path is checked where it really leads.
+                text = as_text(args[0]) if args[0] is not None else None
+                real = resolve(args[0]) if text is None or "/" in text else None
+                if args[0] is None or (real and inside(real, state["writable"]) and not on_read_only_mount(real)):
                     refuse("loads a native library from the output folder or the process itself with ctypes")
             if called_by_agent(frame):
                 refuse(f"calls native code through ctypes ({event})")

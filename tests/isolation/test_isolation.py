@@ -140,6 +140,35 @@ def test_a_sandbox_started_from_tmp_keeps_its_private_writable_tmp(bwrap, tmp_pa
         out.rmdir() if not any(out.iterdir()) else None
 
 
+def test_libraries_load_native_code_from_read_only_folders_under_tmp_but_not_from_the_output(bwrap, tmp_path):
+    """A virtualenv under /tmp is bound read-only into the sandbox, where /tmp itself is writable: torch's
+    ctypes loads of its own libraries must work there, while a library written to the output folder stays
+    refused. The loader is library code (not the agent's), as torch's is."""
+    import ctypes.util
+    import shutil
+
+    library = os.path.realpath(f"/lib/x86_64-linux-gnu/{ctypes.util.find_library('m')}")
+    packages = tmp_path / "site"  # under /tmp: bound read-only into the sandbox, like a venv would be
+    packages.mkdir()
+    (packages / "native_loader.py").write_text("import ctypes\n\ndef load(path):\n    return ctypes.CDLL(path)\n")
+    shutil.copy(library, packages / "libnative.so")
+    out = Path(os.path.realpath(ROOT)) / ".test-isolation-out"
+    out.mkdir(exist_ok=True)
+    shutil.copy(library, out / "libwritten.so")
+    try:
+        executor = KernelIsolation("sandbox", out, str(packages), KernelLimits()).new_kernel_executor()
+        try:
+            loaded = executor.execute(f"import sys\nsys.path.insert(0, {str(packages)!r})\nimport native_loader\n"
+                                      f"print(native_loader.load({str(packages / 'libnative.so')!r}) is not None)")
+            assert loaded.error is None and loaded.outputs[0]["text"].strip() == "True"
+            written = executor.execute(f"native_loader.load({str(out / 'libwritten.so')!r})")
+            assert "[medagent guard]" in written.error["evalue"] and "native library" in written.error["evalue"]
+        finally:
+            executor.close()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def test_a_python_installed_under_a_hidden_folder_can_be_sandboxed(bwrap, tmp_path, monkeypatch):
     """Most users' virtualenvs live in /home (hidden in the sandbox); the probe must run that Python, not
     report bubblewrap as unusable and quietly fall back to the guard."""
