@@ -64,6 +64,11 @@ def test_class_folders_give_the_classification_recipe():
     plan = plan_for("Classify these scans: which show a lesion?", card, convention=None)
     assert plan.recipe == "classification" and plan.structures == {0: "lesion", 1: "normal"}
     assert plan.quality_bar == {"balanced_accuracy": [">=", 0.85]} and plan.params["shape"] == (48, 48, 40)
+    # A request that names no task: the class folders and the missing label maps say what can be done.
+    assert plan_for("which of these are abnormal?", card, convention=None).recipe == "classification"
+    # Asking for a segmentation of the same scans stays a segmentation request, and fails for want of labels.
+    with pytest.raises(PlanFailed, match="no label maps"):
+        plan_for("segment the lesions", card, convention=None)
 
 
 @pytest.mark.parametrize("request_text, card, message", [

@@ -21,9 +21,13 @@ class Classification(Recipe):
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
-        if "classification" not in intent.task_types or intent.wants_segmentation:
-            return None
         classes = card.get("classes") or []
+        asked = "classification" in intent.task_types and not intent.wants_segmentation
+        # A request that names no task ("which of these are abnormal?") on scans sorted into class folders,
+        # without label maps: classifying them is the only task the data supports.
+        implied = not intent.task_types and len(classes) >= 2 and not card.get("n_labelled")
+        if not (asked or implied):
+            return None
         if not classes:
             raise PlanFailed("a classification needs the class of each scan: put each class's scans in its own "
                              "sub-folder (e.g. DIR/normal/, DIR/lesion/)")
