@@ -92,6 +92,9 @@ def test_isotropic_data_gets_3d_on_a_gpu_and_2d_on_a_cpu():
     cpu = plan_for("segment the spheres", ISOTROPIC_CARD, LAPTOP, convention=None)
     assert cpu.recipe == "segmentation_2d" and "on a CPU a 2D network" in cpu.reasons[0]
     assert cpu.structures == {1: "object"}
+    # The data set's own names for its labels (dataset.json, a DICOM SEG's segment labels) name the structures.
+    named = plan_for("segment the spheres", {**ISOTROPIC_CARD, "label_names": {"1": "sphere"}}, LAPTOP, convention=None)
+    assert named.structures == {1: "sphere"}
     gpu = plan_for("segment the spheres", ISOTROPIC_CARD, H100, convention=None)
     assert gpu.recipe == "segmentation_3d" and "79 GB free" in gpu.reasons[0]
     assert gpu.training.dims == 3 and gpu.training.patch == [64, 64, 64] and gpu.training.batch_size == 2

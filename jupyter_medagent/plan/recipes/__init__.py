@@ -96,16 +96,18 @@ def recipe_named(name: str) -> Recipe:
 def targets(intent: Intent, card: dict, convention: str | None) -> tuple[str | None, dict[int, str], list[str]]:
     """(anatomy, {label value: structure}, measures) from the request and the data's labels.
 
-    A known label convention decides which value is which structure; the request never overrides it.
+    A known label convention decides which value is which structure, then the names the data set gives its
+    labels (dataset.json, DICOM SEG segment labels); the request names a single unnamed label at most.
     """
     values = [v for v in card.get("label_values", []) if v != 0]
+    named = {int(v): name for v, name in (card.get("label_names") or {}).items() if name}
     anatomy = ANATOMY.get(convention) if convention else intent.anatomy
     if convention:
         structures = structures_of(convention)
     elif len(values) == 1:
-        structures = {values[0]: next(iter(intent.structures), "object")}
+        structures = {values[0]: named.get(values[0]) or next(iter(intent.structures), "object")}
     else:
-        structures = {v: f"label {v}" for v in values}
+        structures = {v: named.get(v, f"label {v}") for v in values}
     measures = list(intent.measures)
     if anatomy == "cardiac" and not measures and not intent.wants_segmentation:
         measures = ["ef", "volumes"]  # a cardiac request without details: what a cardiologist reads first
