@@ -1,0 +1,80 @@
+"""Jupyter AI's MCP server (jupyter-server-mcp, beside a real Jupyter server) serves medagent's tools over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("jupyter_server_mcp")
+
+from mcp import ClientSession  # noqa: E402
+from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
+
+from jupyter_medagent.imaging.phantom import synth_cardiac  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyter_with_mcp(tmp_path):
+    """`jupyter server` rooted at tmp_path/root with jupyter-server-mcp on a port of its own: the /mcp URL."""
+    root, runtime = tmp_path / "root", tmp_path / "runtime"
+    root.mkdir()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
+    env.pop("MEDAGENT_ALLOW", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={free_port()}", f"--ServerApp.root_dir={root}",
+         "--IdentityProvider.token=", f"--MCPExtensionApp.mcp_port={free_port()}",
+         "--ServerApp.jpserver_extensions=jupyter_server_mcp=True"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(runtime.glob("jpserver-mcp-*.json")):
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        info = json.loads(next(runtime.glob("jpserver-mcp-*.json")).read_text())
+        yield root, info["url"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_medagents_tools_are_listed_and_callable_over_jupyters_mcp_endpoint(jupyter_with_mcp, tmp_path):
+    root, url = jupyter_with_mcp
+    synth_cardiac(root / "cine", cases=2, seed=1, pitfalls=["orientation_flip"])
+    synth_cardiac(tmp_path / "elsewhere", cases=1, seed=2)
+
+    async def session():
+        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            inspected = await client.call_tool("inspect_data", {"folder": "cine"})
+            outside = await client.call_tool("inspect_data", {"folder": str(tmp_path / "elsewhere")})
+            reference = await client.call_tool("toolkit_reference", {})
+            return tools, inspected, outside, reference
+
+    tools, inspected, outside, reference = asyncio.run(session())
+    assert {"inspect_data", "check_pair", "render", "propose_plan", "toolkit_reference", "solve"} <= set(tools)
+    assert tools["check_pair"].inputSchema["required"] == ["image", "label"]
+    assert not inspected.isError and "orientation_flip" in inspected.content[0].text
+    # By default the tools may use the Jupyter server's root folder only.
+    assert outside.isError and "outside the folders medagent may use" in outside.content[0].text
+    assert str(root.resolve()) in outside.content[0].text
+    assert "jupyter_medagent.imaging" in reference.content[0].text
