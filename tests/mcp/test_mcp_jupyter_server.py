@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("jupyter_server_mcp")
 
 from mcp import ClientSession  # noqa: E402
-from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from jupyter_medagent.imaging.phantom import synth_cardiac  # noqa: E402
 
@@ -37,8 +37,7 @@ def jupyter_with_mcp(tmp_path):
     env.pop("MEDAGENT_ALLOW", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={free_port()}", f"--ServerApp.root_dir={root}",
-         "--IdentityProvider.token=", f"--MCPExtensionApp.mcp_port={free_port()}",
-         "--ServerApp.jpserver_extensions=jupyter_server_mcp=True"],
+         "--allow-root", "--IdentityProvider.token=", f"--MCPExtensionApp.mcp_port={free_port()}"],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True)
     try:
         deadline = time.monotonic() + 90
@@ -48,12 +47,13 @@ def jupyter_with_mcp(tmp_path):
         info = json.loads(next(runtime.glob("jpserver-mcp-*.json")).read_text())
         yield root, info["url"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
 
 
 def test_medagents_tools_are_listed_and_callable_over_jupyters_mcp_endpoint(jupyter_with_mcp, tmp_path):
@@ -62,7 +62,7 @@ def test_medagents_tools_are_listed_and_callable_over_jupyters_mcp_endpoint(jupy
     synth_cardiac(tmp_path / "elsewhere", cases=1, seed=2)
 
     async def session():
-        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as client:
+        async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as client:
             await client.initialize()
             tools = {t.name: t for t in (await client.list_tools()).tools}
             inspected = await client.call_tool("inspect_data", {"folder": "cine"})
