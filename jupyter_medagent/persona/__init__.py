@@ -11,7 +11,6 @@ this coroutine sleeps until the run has news, so the server's event loop stays f
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import time
 from pathlib import Path
@@ -72,9 +71,8 @@ class MedAgentPersona(BasePersona):
         chat = Path(self.get_chat_path(relative=True))
         spec = RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
                           options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True)
-        runs.bind_loop()
-        try:  # starting a sandboxed kernel takes seconds: not on the server's event loop
-            run, _ = await asyncio.to_thread(runs.start, spec)
+        try:
+            run, _ = runs.start(spec)
         except (RunError, ValueError) as exc:
             self.send_message(f"I could not start: {exc}")
             return
