@@ -31,6 +31,7 @@ from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
+from jupyter_medagent.toolset import inspection_text
 
 ToolResult = Generator[Event, None, Observation]
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
@@ -148,11 +149,7 @@ class Toolbox:
         findings = [f.to_dict() for f in check_dataset(card)]
         convention = dataset_convention(card, findings)
         machine = self._machine()
-        lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
-                 "", f"Quality findings: {len(findings)}"]
-        lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
-        # File names and header fields are the data's words, not the user's: quoted, never obeyed.
-        text = quote_untrusted("\n".join(lines), "data card") + f"\nThe kernel's machine: {machine['describe']}"
+        text = inspection_text(card, findings, convention) + f"\nThe kernel's machine: {machine['describe']}"
         data = {"card": card.to_dict(), "findings": findings, "label_convention": convention,
                 "compute": machine["fingerprint"], "data_dir": folder}
         self.inspection = data
