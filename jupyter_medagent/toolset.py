@@ -239,7 +239,8 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
     target = confine(notebook, "notebook", must_exist=False)
     if target.suffix != ".ipynb":
         raise MedagentError(f"notebook {notebook!r} must end in .ipynb")
-    confine(str(target.parent), "notebook's folder")
+    if not target.parent.is_dir():
+        raise MedagentError(f"notebook {notebook!r}: its folder {target.parent} does not exist")
     summary, _ = execute(RunOptions(request, str(root), target.parent, str(target), backend="offline"), quiet=True)
     lines = [f"Status: {summary['status']} — {summary['reason']}", f"Verified: {summary['verified']}",
              f"Notebook: {summary['notebook']}"]
