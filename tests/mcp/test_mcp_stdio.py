@@ -102,3 +102,21 @@ def test_solve_runs_the_offline_agent_and_writes_the_notebook(tmp_path, cine):
     outcome = json.loads(solved.content[1].text)
     assert outcome["status"] == "solved" and outcome["notebook"] == str(tmp_path / "cine-medagent.ipynb")
     assert Path(outcome["notebook"]).exists() and f"Notebook: {outcome['notebook']}" in said
+
+
+def test_patient_identifiers_never_leave(tmp_path):
+    from jupyter_medagent.imaging.dicom_export import write_series
+    from jupyter_medagent.imaging.phantom import simulate_patient
+    from jupyter_medagent.imaging.replicas import cine
+    from jupyter_medagent.imaging.volume import Volume
+
+    patient = simulate_patient(3, 1)
+    write_series(Volume(cine(patient)[..., 0], patient.affine), tmp_path / "scans" / "SERIES1",
+                 patient_name="Doe^Jane", patient_id="MRN998877")
+    _, answers = talk(tmp_path, ("inspect_data", {"folder": "scans"}),
+                      ("render", {"image": "scans/SERIES1", "title": "MRN998877 Doe^Jane"}))
+    for answer in answers:
+        assert not answer.isError, texts(answer)
+        said = texts(answer)
+        assert not any(value in said for value in ("MRN998877", "Doe", "Jane")), said
+    assert "[redacted]" in texts(answers[1])  # the title a client chose is scrubbed like the data's own words
