@@ -9,6 +9,7 @@ event loop, nor a stdio server's replies), and answers MCP content: the text, th
 from __future__ import annotations
 
 import base64
+import contextvars
 import functools
 import inspect
 import json
@@ -35,8 +36,10 @@ def mcp_tool(function: Callable[..., toolset.Answer]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     async def tool(**arguments) -> list[ContentBlock]:
-        answer = await anyio.to_thread.run_sync(functools.partial(function, **arguments))
-        return content(answer)
+        # A fresh context: the worker must not inherit jupyter_core's event-loop context variable, which in a
+        # Jupyter server names the server's running loop (starting a kernel there would fail).
+        call = functools.partial(contextvars.Context().run, function, **arguments)
+        return content(await anyio.to_thread.run_sync(call))
 
     # The arguments' types make the schema; no return annotation, so no structured-output schema is derived.
     tool.__signature__ = signature.replace(return_annotation=inspect.Signature.empty)

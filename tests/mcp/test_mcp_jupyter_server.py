@@ -34,8 +34,9 @@ def jupyter_with_mcp(tmp_path):
     root.mkdir()
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
     env.pop("MEDAGENT_ALLOW", None)
+    port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={free_port()}", f"--ServerApp.root_dir={root}",
+        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", f"--ServerApp.root_dir={root}",
          "--allow-root", "--IdentityProvider.token=", f"--MCPExtensionApp.mcp_port={free_port()}"],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True)
     try:
@@ -44,7 +45,7 @@ def jupyter_with_mcp(tmp_path):
             assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
             time.sleep(0.5)
         info = json.loads(next(runtime.glob("jpserver-mcp-*.json")).read_text())
-        yield root, info["url"]
+        yield root, info["url"], f"http://127.0.0.1:{port}"
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -56,7 +57,7 @@ def jupyter_with_mcp(tmp_path):
 
 
 def test_medagents_tools_are_listed_and_callable_over_jupyters_mcp_endpoint(jupyter_with_mcp, tmp_path):
-    root, url = jupyter_with_mcp
+    root, url, _ = jupyter_with_mcp
     synth_cardiac(root / "cine", cases=2, seed=1, pitfalls=["orientation_flip"])
     synth_cardiac(tmp_path / "elsewhere", cases=1, seed=2)
 
@@ -77,3 +78,30 @@ def test_medagents_tools_are_listed_and_callable_over_jupyters_mcp_endpoint(jupy
     assert outside.isError and "outside the folders medagent may use" in outside.content[0].text
     assert str(root.resolve()) in outside.content[0].text
     assert "jupyter_medagent.imaging" in reference.content[0].text
+
+
+@pytest.mark.slow
+def test_solve_runs_inside_the_jupyter_server_without_holding_it_up(jupyter_with_mcp):
+    import httpx
+
+    root, url, jupyter = jupyter_with_mcp
+    synth_cardiac(root / "cine", cases=2, seed=1)
+    request = "Compute the LV volumes and ejection fraction of each patient from the given labels."
+
+    async def session():
+        async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as client, \
+                httpx.AsyncClient() as http:
+            await client.initialize()
+            solving = asyncio.ensure_future(client.call_tool("solve", {"request": request, "folder": "cine"}))
+            waits = []
+            while not solving.done() and len(waits) < 600:
+                asked = time.monotonic()
+                assert (await http.get(f"{jupyter}/api/status", timeout=10)).status_code == 200
+                waits.append(time.monotonic() - asked)
+                await asyncio.sleep(0.5)
+            return await solving, waits
+
+    solved, waits = asyncio.run(session())
+    assert not solved.isError, solved.content[0].text
+    assert "Status: solved" in solved.content[0].text and (root / "cine-medagent.ipynb").exists()
+    assert len(waits) > 5 and max(waits) < 1.0, waits  # the server answered all along
