@@ -23,10 +23,10 @@ from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judg
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
-from jupyter_medagent.errors import KernelDied, NotebookWriteError
+from jupyter_medagent.errors import KernelDied, MedagentError, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
-from jupyter_medagent.safety.quoting import quote_untrusted
+from jupyter_medagent.safety.quoting import quote_untrusted, unquote
 from jupyter_medagent.safety.redact import Redactor
 
 
@@ -61,6 +61,7 @@ class Agent:
         self.on_kernel_death = on_kernel_death
         self.notices = list(notices)
         self._reexecution = None  # the verification re-run's kernel manager, while it runs
+        self._reproduction = None  # how the re-run's numbers compare with the reported ones (notebook/reproduce.py)
         self.history: list[Step] = []
         self.tokens = 0
         self.cost_usd = 0.0
@@ -126,10 +127,10 @@ class Agent:
             for repair in getattr(self.backend, "repairs", [])[repairs_shown:]:
                 yield Repair(repair.get("cell"), repair["rule"], f"{repair['error']} -> {repair['fix']}")
             repairs_shown = len(getattr(self.backend, "repairs", []))
-            if turn.plan:
-                yield Plan(turn.plan, turn.text)
+            if turn.plan:  # a person reads these: without the fences the model reads data in
+                yield Plan(turn.plan, unquote(turn.text))
             elif turn.text:
-                yield Message(turn.text)
+                yield Message(unquote(turn.text))
             if not turn.tool_calls:
                 malformed += 1
                 self.history.append(Step(ToolCall("(none)", {}), Observation(
@@ -158,8 +159,10 @@ class Agent:
                         return
                     observation = yield from self._restart_kernel(str(exc))
                 except Exception as exc:  # a tool that breaks (unreadable data) is reported, not raised
+                    # A MedagentError already says, in plain words, which file is at fault and why.
+                    problem = str(exc) if isinstance(exc, MedagentError) else f"{type(exc).__name__}: {exc}"
                     observation = Observation(quote_untrusted(f"{call.name} failed: {type(exc).__name__}: {exc}",
-                                                              "tool error"), is_error=True)
+                                                              "tool error"), data={"problem": problem}, is_error=True)
                 for usage in tools.drain_usage():  # model judges spend tokens too
                     yield from self._account(usage)
                 self.history.append(Step(call, observation))
@@ -258,6 +261,7 @@ class Agent:
             "data_dir": self.task.data_dir,
             "reexecuted_ok": reexecuted_ok,
             "verified": verified,
+            "reproduction": self._reproduction.to_dict() if self._reproduction else None,
         }
 
     def _plan_markdown(self) -> str:
@@ -275,6 +279,7 @@ class Agent:
         self._write(nb)
 
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
+        reason, summary = unquote(reason), unquote(summary)  # for people (and the notebook), not for a model
         metrics = dict(self.toolbox.metrics)
         kept = self.draft.surviving()
         reexecuted_ok, verified = None, "not run"
@@ -295,6 +300,11 @@ class Agent:
                         status, reason = "stopped", "stopped by the user during the verification re-run"
                     elif not reexecuted_ok:
                         status, reason = "failed", f"the refined notebook did not re-run on its own: {error}"
+                    else:  # it ran; did it give the numbers the run reports?
+                        self._reproduction = self._compare_rerun(metrics, summary)
+                        if not self._reproduction.reproduced:
+                            verified = "not reproduced"
+                            status, reason = "failed", self._reproduction.reason()
             elif self.draft.cells:
                 self._save_draft(status, reason)  # stopped: keep everything so far, as a partial notebook
             if status == "solved":
@@ -375,6 +385,20 @@ class Agent:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["result"]
+
+    def _compare_rerun(self, metrics: dict[str, Any], summary: str):
+        """The re-run's headline numbers against the reported ones, written into the notebook's Results cell."""
+        import nbformat
+
+        from jupyter_medagent.notebook.refine import replace_results, results_markdown
+        from jupyter_medagent.notebook.reproduce import compare, notebook_metrics
+
+        nb = nbformat.read(self.notebook_path, as_version=4)
+        reproduction = compare(metrics, notebook_metrics(nb))
+        verified = "yes" if reproduction.reproduced else "not reproduced"
+        replace_results(nb, results_markdown(metrics, summary, verified, reproduction))
+        self._write(nb)
+        return reproduction
 
     def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None, verified: str) -> None:
         """Final provenance into the notebook's metadata (after re-execution, which rewrote the file)."""

@@ -8,7 +8,8 @@ from jupyter_medagent.agent.events import (
 )
 from jupyter_medagent.agent.headline import headline_text
 
-VERIFIED = {"yes": "re-ran cleanly", "no": "did NOT re-run cleanly", "skipped": "NOT verified: re-run skipped",
+VERIFIED = {"yes": "re-ran and reproduced its numbers", "no": "did NOT re-run cleanly",
+            "not reproduced": "re-ran but did NOT reproduce its numbers", "skipped": "NOT verified: re-run skipped",
             "not run": "not re-run", "not yet": "not re-run yet"}
 
 

@@ -87,9 +87,22 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
         if cell.status != "skipped":
             nb.cells.append(_code_cell(cell, with_outputs=True))
     if not partial:
-        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary, verified)))
+        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary, verified),
+                                          metadata=copy.deepcopy(RESULTS_MARK)))
     nb.metadata["medagent"] = provenance
     return nb
+
+
+RESULTS_MARK = {"medagent": {"results": True}}  # the Results cell, rewritten once the re-run's numbers are compared
+
+
+def replace_results(nb: nbformat.NotebookNode, markdown: str) -> None:
+    """Put ``markdown`` into the notebook's Results cell."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.get("metadata", {}).get("medagent", {}).get("results"):
+            cell.source = markdown
+            return
+    nb.cells.append(new_markdown_cell(markdown, metadata=copy.deepcopy(RESULTS_MARK)))
 
 
 def _title(request: str) -> str:
@@ -101,13 +114,18 @@ NOT_VERIFIED = ("**Not verified:** this notebook was not re-run top to bottom af
                 "skip that). Run all cells to check that it reproduces these results.")
 
 
-def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet") -> str:
+def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet", reproduction=None) -> str:
+    """``reproduction`` (notebook.reproduce.Reproduction): how the re-run's numbers compare with these."""
     from jupyter_medagent.agent.headline import headline, headline_text
     from jupyter_medagent.pipelines.report import markdown_table
 
     lines = ["## Results", ""]
     if verified == "skipped":
         lines += [NOT_VERIFIED, ""]
+    if reproduction is not None:
+        lines += [reproduction.markdown(), ""]
+    if reproduction is not None and not reproduction.reproduced:
+        lines += ["What the run reported (not reproduced):", ""]
     if summary:
         lines += [summary, ""]
     shown = headline_text(headline(metrics))

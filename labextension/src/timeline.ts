@@ -231,8 +231,9 @@ export class Timeline {
 }
 
 const VERIFIED: Record<string, string> = {
-  yes: 'Verified: the notebook re-ran top to bottom on its own.',
+  yes: 'Verified: the notebook re-ran top to bottom on its own and reproduced the reported numbers.',
   no: 'Not verified: the notebook did not re-run on its own.',
+  'not reproduced': 'Not reproduced: the notebook re-ran, but to other numbers than the reported ones (both are in its Results).',
   skipped: 'Not verified: the re-run was skipped; the notebook says so.'
 };
 

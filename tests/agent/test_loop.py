@@ -338,3 +338,54 @@ def test_the_headline_shows_what_a_model_backend_reports():
     ef, volumes = tables
     assert ef["rows"] == [["p1", "61.0", "the analysis's cells"], ["p2", "48.0", "the analysis's cells"]]
     assert volumes["columns"] == ["case", "3", "LV"] and volumes["rows"] == [["p1", "80.2", "120.0"]]
+
+
+# A cell whose numbers depend on how often it ran in this kernel: re-run by the agent it reports a Dice the
+# notebook, run once from the top, does not give.
+DRIFTING = ("RUNS = globals().get('RUNS', 0) + 1\n"
+            "from IPython.display import display\n"
+            f"display({{'text/plain': 'm', '{METRICS_MIME}': {{'dice_LV': 0.80 + 0.05 * RUNS, 'ef_abs_error': 1.2 * RUNS}}}}, raw=True)")
+
+
+def test_a_rerun_that_gives_other_numbers_is_not_reproduced_and_not_solved(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [
+        call("add_cell", source=DRIFTING, note="Measure."),
+        lambda view: call("run_cell", cell_id=view.cells[-1]["id"]),
+        call("finish", status="solved", summary="done")])
+    events, finished = run(agent)
+    results = next(e for e in events if e.kind == "results")
+    assert results.metrics["dice_LV"] == pytest.approx(0.90)
+    assert finished.status == "failed" and finished.verified == "not reproduced" and finished.reexecuted_ok is True
+    assert "did not reproduce its reported numbers" in finished.reason
+    assert "Dice LV 0.900 reported, 0.850 on the re-run" in finished.reason and "EF error (points) 2.40" in finished.reason
+    nb = nbformat.read(finished.notebook, as_version=4)
+    text = nb.cells[-1].source
+    assert text.startswith("## Results") and "**Not reproduced:**" in text
+    assert "| Dice LV | 0.900 | 0.850 | **no** |" in text and "| EF error (points) | 2.40 | 1.20 | **no** |" in text
+    provenance = nb.metadata["medagent"]
+    assert provenance["status"] == "failed" and provenance["verified"] == "not reproduced"
+    assert provenance["reproduction"]["reproduced"] is False
+
+
+def test_a_rerun_that_gives_the_reported_numbers_says_reproduced(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=DRIFTING, note="Measure."),
+                                         call("finish", status="solved", summary="done")])
+    _, finished = run(agent)
+    assert finished.status == "solved" and finished.verified == "yes"
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "**Reproduced:**" in nb.cells[-1].source and "| Dice LV | 0.850 | 0.850 | yes |" in nb.cells[-1].source
+    assert nb.metadata["medagent"]["reproduction"]["reproduced"] is True
+
+
+def test_reproduction_compares_headline_numbers_within_the_stated_tolerance():
+    from jupyter_medagent.notebook.reproduce import compare
+
+    reported = {"dice_LV": 0.923, "dice_mean": 0.90, "ef_predicted": {"patient005": 69.2}, "training_seconds": 50.0,
+                "volumes_ml": {"p1": {"LV": 120.0}}, "patients_reported": 8}
+    close = {"dice_LV": 0.928, "dice_mean": 0.905, "ef_predicted": {"patient005": 69.9}, "training_seconds": 80.0,
+             "volumes_ml": {"p1": {"LV": 122.0}}, "patients_reported": 8}
+    assert compare(reported, close).reproduced  # timings are no headline number; 2 mL of 120 is within 2 %
+    far = compare(reported, {**close, "ef_predicted": {"patient005": 62.3}, "patients_reported": 7})
+    assert [r.label for r in far.mismatches] == ["EF patient005 (%, network)", "patients reported"]
+    missing = compare(reported, {k: v for k, v in close.items() if k != "dice_LV"})
+    assert [(r.label, r.rerun) for r in missing.mismatches] == [("Dice LV", "not reported")]

@@ -319,6 +319,29 @@ def test_an_ef_error_above_the_bar_trains_longer_and_checks_again():
     assert planner.plan.quality_bar["ef_abs_error"] == ["<=", 3.0]
 
 
+def test_fragmented_predictions_are_repaired_then_checked_shown_and_judged_again():
+    """After the largest-component repair the plausibility cell, the montage and the judge see the repaired
+    predictions: the notebook's checks are of what it reports, not of what came before the repair."""
+    base = answers()
+    judged = []
+
+    def answer(call, n):
+        if call.name == "judge" and call.arguments["context"] == "predictions":
+            judged.append(n)
+            if len(judged) == 1:
+                fragment = {"case": "p3_ED", "kind": "fragmented", "severity": "warning", "message": "m", "evidence": {}}
+                return Observation("flag", data={"verdict": "flag", "findings": [fragment]})
+        return base(call, n)
+
+    planner = Planner(_view(), Preferences(), [])
+    driver = Driver(planner, answer)
+    assert driver.run().arguments["status"] == "solved"
+    after = [c for _, c in driver.calls][judged[0]:judged[1] - 1]
+    assert "keep_largest_component" in after[0].arguments["source"]  # the evaluation, repaired
+    assert "check_prediction" in after[1].arguments["source"]  # the plausibility checks, of the repaired predictions
+    assert after[2].name == "run_cell" and len(judged) == 2  # the montage shown again, then judged again
+
+
 def test_no_data_folder_fails_clearly():
     finish = Driver(Planner(_view(data_dir=None), Preferences(), []), answers()).run()
     assert "no data folder" in finish.arguments["summary"]

@@ -55,8 +55,8 @@ class Planner:
     def steps(self) -> Generator[Turn, Observation, None]:
         try:
             yield from self._steps()
-        except PlanFailed as exc:
-            yield str(exc), ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {exc}."}), []
+        except PlanFailed as exc:  # said once, by the run's end
+            yield "", ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {exc}."}), []
 
     def _steps(self) -> Generator[Turn, Observation, None]:
         view = self.view
@@ -65,8 +65,8 @@ class Planner:
             raise PlanFailed("no data folder was given: point me at the folder of scans (--data DIR)")
         obs = yield ("I start by looking at the data and at the machine before deciding anything.",
                      ToolCall("inspect_data", {}), [])
-        if obs.is_error:
-            raise PlanFailed(obs.text)
+        if obs.is_error:  # the data's own problem, in the words `medagent inspect` uses
+            raise PlanFailed(obs.data.get("problem") or obs.text)
         compute = ComputeFingerprint.from_dict(obs.data["compute"])
         plan = self.plan = make_plan(obs.data["card"], intent, compute, data_dir=view.data_dir,
                                      output_dir=view.output_dir if view.relative_paths else None,
@@ -98,6 +98,7 @@ class Planner:
             obs = yield from self._until_ok(step, obs)
         elif step.tool == "render":
             obs = yield narration, ToolCall("render", dict(step.args)), outline
+            self.cell_ids[step.name] = obs.data.get("cell_id", "")
         else:
             obs = yield narration or f"Judging the {step.note} before going on.", ToolCall("judge", {"context": step.note}), outline
         self.metrics.update(obs.data.get("metrics", {}))
@@ -162,9 +163,17 @@ class Planner:
         return None, []
 
     def _rerun(self, step: Step) -> Generator[Turn, Observation, Observation]:
-        """Run a cell again after the plan changed it (the notebook keeps one copy of each cell)."""
-        obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
-                                               "note": step.note}), []
+        """Run a step again after the plan changed it (the notebook keeps one copy of each cell): a cell with its
+        new code, a render as it was (it shows what the cells before it now make), a judge on that new evidence."""
+        if step.tool == "judge":
+            obs = yield f"Judging the {step.note} again after the repair.", ToolCall("judge", {"context": step.note}), []
+            self.metrics.update(obs.data.get("metrics", {}))
+            return obs
+        if step.tool == "render":
+            obs = yield "", ToolCall("run_cell", {"cell_id": self.cell_ids[step.name]}), []
+        else:
+            obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
+                                                   "note": step.note}), []
         if obs.is_error:
             error = obs.data.get("error") or {}
             raise PlanFailed(f"the step '{label(step)}' failed after a change: "
