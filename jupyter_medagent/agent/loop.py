@@ -251,7 +251,7 @@ class Agent:
             "cells_written": len(self.draft.cells),
             "cells_kept": len(self.draft.surviving()),
             "cells_skipped_by_user": [c.id for c in self.draft.cells if c.status == "skipped"],
-            "cells_edited_by_user": [c.id for c in self.draft.cells if c.edited_by_user],
+            "cells_edited_by_user": [c.id for c in self.draft.cells if c.user_edits],
             "cell_errors": tools.errors_seen,
             "plan": plan.to_dict() if (plan := getattr(self.backend, "plan", None)) else None,
             "repairs": list(getattr(self.backend, "repairs", [])),

@@ -305,6 +305,7 @@ class Toolbox:
                                    "exists", data={"cell_id": cell.id, "skipped": True})
             if decision == "edit" and source != cell.source:
                 cell.source, cell.edited_by_user = source, True
+                cell.user_edits += 1
                 yield CellWritten(cell.id, source, cell.note, replaces=cell.id, by_user=True)
         result = yield from self._execute(cell)
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
@@ -385,4 +386,6 @@ class Toolbox:
             parts.append(quote_untrusted(trace, f"error of cell {cell.id}"))
         data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),
                 "n_images": len(images)}
+        if cell.edited_by_user:  # what the user made of the cell: a backend that plans ahead reads its values
+            data.update(edited_by_user=True, source=cell.source)
         return Observation("\n".join(parts), images=images, data=data, is_error=not result.ok)

@@ -61,6 +61,9 @@ def _note(cell: DraftCell) -> str:
     marks = []
     if cell.edited_by_user:
         marks.append("*Edited by you before it ran.*")
+    elif cell.user_edits:
+        marks.append("*You edited an earlier version of this cell before it ran; the agent changed it again since "
+                     "(see the plan's \"changed while running\").*")
     if cell.status == "skipped":
         marks.append("**Skipped by you: this cell was not run**, so nothing after it can rely on what it would have "
                      "made. Its code, for reference:\n\n```python\n" + cell.source + "\n```")

@@ -389,3 +389,19 @@ def test_reproduction_compares_headline_numbers_within_the_stated_tolerance():
     assert [r.label for r in far.mismatches] == ["EF patient005 (%, network)", "patients reported"]
     missing = compare(reported, {k: v for k, v in close.items() if k != "dice_LV"})
     assert [(r.label, r.rerun) for r in missing.mismatches] == [("Dice LV", "not reported")]
+
+
+def test_an_edit_the_agent_later_rewrites_stays_in_the_provenance(tmp_path, executor):
+    """The user's edit is recorded even after a repair replaced the cell, and the backend saw what the user ran."""
+    decisions = iter([("edit", "STEPS = 30"), ("run", "")])
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source="STEPS = 450", note="Train."),
+        lambda view: call("edit_cell", cell_id="c1", source="STEPS = 60", note="Train longer."),
+        call("finish", status="solved", summary="done"),
+    ], approver=lambda cell_id, source, concerns: next(decisions), reexecute=False)
+    run(agent)
+    seen = backend.views[1].history[-1].observation.data
+    assert seen["edited_by_user"] is True and seen["source"] == "STEPS = 30"
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert nb.metadata["medagent"]["cells_edited_by_user"] == ["c1"]
+    assert "You edited an earlier version of this cell" in next(c.source for c in nb.cells if c.source.startswith("Train longer."))

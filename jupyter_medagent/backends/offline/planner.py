@@ -51,6 +51,7 @@ class Planner:
         self.plan: Plan | None = None
         self.cell_ids: dict[str, str] = {}
         self.metrics: dict[str, Any] = {}
+        self.notes: list[str] = []  # what the plan took from the user's edits, said with the next turn
 
     def steps(self) -> Generator[Turn, Observation, None]:
         try:
@@ -95,6 +96,7 @@ class Planner:
         if step.tool == "cell":
             obs = yield narration, ToolCall("add_cell", {"source": self.plan.source(step), "note": step.note}), outline
             self.cell_ids[step.name] = obs.data.get("cell_id", "")
+            self._heed(step, obs)
             obs = yield from self._until_ok(step, obs)
         elif step.tool == "render":
             obs = yield narration, ToolCall("render", dict(step.args)), outline
@@ -129,9 +131,21 @@ class Planner:
             obs = yield (f"Repair rule '{rule['name']}' fired: {rule['explain']}: {change}.",
                          ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
                                                 "note": step.note}), [])
+            self._heed(step, obs)
         if obs.is_error:
             raise PlanFailed(f"the step '{label(step)}' still fails after {MAX_REPAIRS_PER_STEP} repairs: {obs.text[-300:]}")
         return obs
+
+    def _heed(self, step: Step, obs: Observation) -> None:
+        """A cell the user edited before it ran: the plan reads the values it set, so what follows builds on them."""
+        if not obs.data.get("edited_by_user"):
+            return
+        change = self.plan.adopt_user_edit(step, obs.data.get("source", ""))
+        if change:
+            describe = getattr(recipe_named(self.plan.recipe), "describe_training", None)
+            if describe:
+                describe(self.plan)
+            self.notes.append(f"The plan follows your edit: {change}.")
 
     def _apply(self, rule: dict[str, Any]) -> tuple[str | None, list[str]]:
         """Change the plan as the rule says; (what changed, steps to run again) or (None, []) if nothing can."""
@@ -174,6 +188,7 @@ class Planner:
         else:
             obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
                                                    "note": step.note}), []
+            self._heed(step, obs)
         if obs.is_error:
             error = obs.data.get("error") or {}
             raise PlanFailed(f"the step '{label(step)}' failed after a change: "
@@ -213,4 +228,7 @@ class OfflineBackend:
                 text, call, plan = self._steps.send(view.history[-1].observation)
         except StopIteration:
             text, call, plan = "", ToolCall("finish", {"status": "failed", "summary": "The plan ended without a result."}), []
+        if self._planner.notes:
+            text = " ".join(self._planner.notes + [text]).strip()
+            self._planner.notes.clear()
         return ModelTurn(text=text, tool_calls=[call], plan=plan)
