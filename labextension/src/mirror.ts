@@ -25,8 +25,22 @@ export function markAgentCells(notebook: Notebook): void {
   notebook.widgets.forEach(markCell);
 }
 
+// The index of the last cell any agent run wrote into the notebook, or -1.
+export function lastAgentCellIndex(notebook: Notebook): number {
+  for (let index = notebook.widgets.length - 1; index >= 0; index--) {
+    const meta = notebook.widgets[index].model.getMetadata('medagent') as any;
+    if (meta && meta.written_by === 'agent') {
+      return index;
+    }
+  }
+  return -1;
+}
+
 export class NotebookMirror {
   private lastIndex: number | null = null;
+  // The agent's newest code for a cell, held back until it runs: in approve mode the user may still edit or skip
+  // it, and the notebook shows only what the user let run.
+  private pending: { cellId: string; source: string } | null = null;
 
   // `anchor` gives the index of the cell the run's cells go below (the magic's own cell), or -1.
   constructor(
@@ -36,6 +50,25 @@ export class NotebookMirror {
   ) {}
 
   apply(event: { kind: string; [key: string]: any }): void {
+    if (event.kind === 'cell_written' && !event.by_user) {
+      this.flush();
+      this.pending = { cellId: event.cell_id, source: event.source };
+      return;
+    }
+    if (event.kind === 'approval_request' && this.pending?.cellId === event.cell_id) {
+      return; // waiting for the user's decision
+    }
+    if (event.kind === 'cell_written' || event.kind === 'cell_skipped') {
+      if (this.pending?.cellId === event.cell_id) {
+        // Edited by the user: their code goes in. Skipped: what they declined is shown, marked as not run.
+        if (event.kind === 'cell_skipped') {
+          this.flush();
+        }
+        this.pending = null;
+      }
+    } else {
+      this.flush();
+    }
     switch (event.kind) {
       case 'cell_written':
         this.write(event.cell_id, event.source, !!event.by_user);
@@ -50,6 +83,14 @@ export class NotebookMirror {
         this.update(event.cell_id, { skipped: true });
         this.outputs(event.cell_id, [SKIPPED_OUTPUT], false);
         break;
+    }
+  }
+
+  private flush(): void {
+    if (this.pending) {
+      const { cellId, source } = this.pending;
+      this.pending = null;
+      this.write(cellId, source, false);
     }
   }
 
@@ -75,7 +116,13 @@ export class NotebookMirror {
       return this.lastIndex + 1;
     }
     const anchor = this.anchor();
-    return (anchor >= 0 ? anchor : Math.max(this.notebook.activeCellIndex, -1)) + 1;
+    if (anchor >= 0) {
+      return anchor + 1;
+    }
+    // A sidebar run continues below the last agent cell (an earlier run's, after the notebook was reopened), so
+    // Run All runs the runs in the order they were made; in a notebook without one, below the cursor.
+    const last = lastAgentCellIndex(this.notebook);
+    return (last >= 0 ? last : Math.max(this.notebook.activeCellIndex, -1)) + 1;
   }
 
   private write(cellId: string, source: string, byUser: boolean): void {
