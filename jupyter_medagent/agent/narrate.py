@@ -50,5 +50,5 @@ def describe(event: Event) -> str | None:
         return f"[{event.cell_id}] waiting for approval{concerns}"
     if isinstance(event, Finished):
         verified = VERIFIED.get(event.verified, event.verified)
-        return f"Finished: {event.status} — {event.reason}. Notebook: {event.notebook} ({verified})"
+        return f"Finished: {event.status} — {event.reason.rstrip('.')}. Notebook: {event.notebook} ({verified})"
     return None

@@ -57,7 +57,7 @@ class Planner:
         try:
             yield from self._steps()
         except PlanFailed as exc:  # said once, by the run's end
-            yield "", ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {exc}."}), []
+            yield "", ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {str(exc).rstrip('.')}."}), []
 
     def _steps(self) -> Generator[Turn, Observation, None]:
         view = self.view
