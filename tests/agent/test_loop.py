@@ -405,3 +405,20 @@ def test_an_edit_the_agent_later_rewrites_stays_in_the_provenance(tmp_path, exec
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert nb.metadata["medagent"]["cells_edited_by_user"] == ["c1"]
     assert "You edited an earlier version of this cell" in next(c.source for c in nb.cells if c.source.startswith("Train longer."))
+
+
+def test_a_skipped_montage_makes_the_next_verdict_not_checked_rather_than_ok(tmp_path, executor):
+    """The checks found nothing, but the user skipped the montage: the verdict cannot be "ok"."""
+    decisions = iter([("run", ""), ("skip", "")])
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source=f"from IPython.display import display\ndisplay({{'text/plain': 'f', "
+                                f"'{FINDINGS_MIME}': {{'findings': []}}}}, raw=True)", note="Check the predictions."),
+        call("render", image="image", title="a montage"),
+        call("judge", context="predictions"),
+        call("finish", status="failed", summary="x"),
+    ], approver=lambda cell_id, source, concerns: next(decisions))
+    events, _ = run(agent)
+    verdicts = [e for e in events if e.kind == "verdict"]
+    assert [(v.judge, v.verdict) for v in verdicts] == [("panel", "not_checked")]
+    assert "c2" in verdicts[0].reason and "skipped by you" in verdicts[0].reason
+    assert backend.views[3].history[-1].observation.text.startswith("Verdict: not checked")
