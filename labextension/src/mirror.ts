@@ -10,6 +10,8 @@ export const SKIPPED_CELL_CLASS = 'jp-MedAgent-skippedCell';
 export const EDITED_CELL_CLASS = 'jp-MedAgent-editedCell';
 
 const SKIPPED_OUTPUT = { output_type: 'stream', name: 'stdout', text: 'Skipped by you: this cell was not run.\n' };
+const STOPPED_OUTPUT = { output_type: 'stream', name: 'stdout', text: 'Stopped by you while it ran.\n' };
+export const STALE_CELL_CLASS = 'jp-MedAgent-staleCell';
 
 // Marks for a cell from its metadata: what the agent wrote keeps its blue edge after a reload.
 export function markCell(cell: Cell): void {
@@ -131,6 +133,7 @@ export class NotebookMirror {
       // The agent is fixing this cell (or the user edited it): replace its code rather than piling up copies.
       this.notebook.widgets[existing].model.sharedModel.setSource(source);
       this.update(cellId, { edited_by_user: byUser });
+      this.markStaleBelow(existing);
       // After a reload the run's cells are already there: new ones go below the last of them, not the cursor.
       this.lastIndex = Math.max(this.lastIndex ?? -1, existing);
       return;
@@ -159,6 +162,16 @@ export class NotebookMirror {
     void this.notebook.scrollToCell(this.notebook.widgets[index], 'smart');
   }
 
+  // This run's cells below a rewritten one show what the old code made until they run again.
+  private markStaleBelow(index: number): void {
+    this.notebook.widgets.slice(index + 1).forEach(cell => {
+      const meta = cell.model.getMetadata('medagent') as any;
+      if (meta && meta.run_id === this.runId && (cell.model as ICodeCellModel).outputs?.length) {
+        cell.addClass(STALE_CELL_CLASS);
+      }
+    });
+  }
+
   private outputs(cellId: string, outputs: any[], final: boolean): void {
     const index = this.indexOf(cellId);
     if (index < 0) {
@@ -166,10 +179,11 @@ export class NotebookMirror {
     }
     const cell = this.notebook.widgets[index];
     markCell(cell);
+    cell.removeClass(STALE_CELL_CLASS);
     const model = cell.model as ICodeCellModel;
     model.outputs.clear();
     for (const output of outputs) {
-      model.outputs.add(output);
+      model.outputs.add(output.output_type === 'error' && output.ename === 'KeyboardInterrupt' ? STOPPED_OUTPUT : output);
     }
     // The prompt number the kernel gave, when an output carries it (execute_result does).
     const counted = outputs.find(o => typeof o.execution_count === 'number');
