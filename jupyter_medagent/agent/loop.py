@@ -30,6 +30,12 @@ from jupyter_medagent.safety.quoting import quote_untrusted, unquote
 from jupyter_medagent.safety.redact import Redactor
 
 
+SOLVED_BECAUSE = {
+    "yes": "the task is done, and the notebook re-ran top to bottom in a fresh kernel to the same numbers",
+    "skipped": "the task is done; the notebook was not re-run to check its numbers (verification was switched off)",
+}
+
+
 def load_system_prompt(tools=()) -> str:
     """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
     prompts = resources.files("jupyter_medagent.prompts")
@@ -169,7 +175,7 @@ class Agent:
                 finish = observation.data.get("finish")
                 if finish:
                     yield from self._finish(finish["status"], finish["summary"] if finish["status"] != "solved"
-                                            else "the agent reports the task solved", summary=finish["summary"])
+                                            else "the task is done", summary=finish["summary"])
                     return
                 if self.stopped:
                     break
@@ -311,6 +317,8 @@ class Agent:
                 unmet = self.task.unmet(metrics)
                 if unmet:
                     status, reason = "failed", "the quality bar was not met: " + "; ".join(unmet)
+                else:  # the closing sentence says what "solved" rests on
+                    reason = SOLVED_BECAUSE.get(verified, reason)
             if self.notebook_path.exists():
                 self._stamp(status, reason, reexecuted_ok, verified)
         except NotebookWriteError as exc:

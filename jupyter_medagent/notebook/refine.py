@@ -82,6 +82,8 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
               "the notebook re-runs top to bottom on its own.*")
+    if not partial and summary:  # the answer first; the Results at the end hold every number and the check
+        intro += f"\n\n**In short:** {summary} (Details, and whether a re-run reproduced them: Results, at the end.)"
     nb.cells.append(new_markdown_cell(intro))
     if plan_markdown:
         nb.cells.append(new_markdown_cell(plan_markdown))
@@ -136,8 +138,25 @@ def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not
         lines += [shown, ""]
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if scalars:
-        lines += ["All measures:", "", markdown_table([[k, f"{v:.4g}"] for k, v in scalars.items()], ["measure", "value"])]
+        lines += ["All measures:", "", markdown_table([[measure_label(k), f"{v:.4g}"] for k, v in scalars.items()],
+                                                      ["measure", "value"])]
     return "\n".join(lines)
+
+
+WORDS = {"dice": "Dice", "hd95": "HD95", "ef": "EF", "edv": "EDV", "esv": "ESV", "sv": "SV", "abs": "absolute",
+         "lv": "LV", "rv": "RV", "myo": "MYO"}
+NAMED = {"dice_mean": "mean Dice", "ef_abs_error": "EF error (points)"}
+UNITS = {"mm": "(mm)", "ml": "(mL)", "seconds": "(s)", "s": "(s)", "percent": "(%)", "g": "(g)"}
+
+
+def measure_label(key: str) -> str:
+    """A metric's key as a reader says it: ``hd95_RV_mm`` is "HD95 RV (mm)", ``training_seconds`` "training (s)"."""
+    if key in NAMED:
+        return NAMED[key]
+    parts = key.split("_")
+    unit = UNITS.get(parts[-1].lower()) if len(parts) > 1 else None
+    words = [WORDS.get(p.lower(), p) for p in (parts[:-1] if unit else parts)]
+    return " ".join(words + ([unit] if unit else []))
 
 
 def write_notebook(nb: nbformat.NotebookNode, path) -> Path:

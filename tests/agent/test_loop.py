@@ -422,3 +422,15 @@ def test_a_skipped_montage_makes_the_next_verdict_not_checked_rather_than_ok(tmp
     assert [(v.judge, v.verdict) for v in verdicts] == [("panel", "not_checked")]
     assert "c2" in verdicts[0].reason and "skipped by you" in verdicts[0].reason
     assert backend.views[3].history[-1].observation.text.startswith("Verdict: not checked")
+
+
+def test_a_solved_notebook_says_the_answer_first_in_plain_words(tmp_path, executor):
+    report = ("from IPython.display import display\n"
+              f"display({{'text/plain': 'm', '{METRICS_MIME}': {{'dice_LV': 0.9, 'hd95_RV_mm': 4.5}}}}, raw=True)")
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=report, note="Measure."),
+                                         call("finish", status="solved", summary="Dice LV is 0.90.")])
+    _, finished = run(agent)
+    assert finished.reason == "the task is done, and the notebook re-ran top to bottom in a fresh kernel to the same numbers"
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "**In short:** Dice LV is 0.90." in nb.cells[0].source  # the answer at the top
+    assert "| HD95 RV (mm) | 4.5 |" in nb.cells[-1].source and "hd95_RV_mm" not in nb.cells[-1].source
