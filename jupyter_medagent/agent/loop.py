@@ -48,11 +48,12 @@ class Agent:
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
                  notebook_path=None, reexecute: bool = True, isolation=None, redactor: Redactor | None = None,
                  cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=(), skills: str = "all",
-                 on_live: Callable[[Event], None] | None = None):
+                 on_live: Callable[[Event], None] | None = None, owns_output_dir: bool = False):
         """``isolation`` (a KernelIsolation) decides the verification re-run's kernel; ``redactor`` scrubs
         everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"; ``skills``: which
         skill tools the backend gets (agent/skills.py: none, reference or all); ``on_live`` receives a running
-        cell's live events when the executor runs cells inline (see Toolbox)."""
+        cell's live events when the executor runs cells inline (see Toolbox); ``owns_output_dir``: the task's output
+        folder was made for this run, so it is removed again if the run leaves it empty."""
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
@@ -66,6 +67,7 @@ class Agent:
         self.isolation = isolation
         self.on_kernel_death = on_kernel_death
         self.notices = list(notices)
+        self.owns_output_dir = owns_output_dir
         self._reexecution = None  # the verification re-run's kernel manager, while it runs
         self._reproduction = None  # how the re-run's numbers compare with the reported ones (notebook/reproduce.py)
         self.history: list[Step] = []
@@ -323,8 +325,19 @@ class Agent:
                 self._stamp(status, reason, reexecuted_ok, verified)
         except NotebookWriteError as exc:
             status, reason = "failed", self._mark_unwritable(status, reason, exc)
+        self._drop_unused_output_folder()
         yield Finished(status, reason, summary, metrics, str(self.notebook_path) if self.notebook_path.exists() else None,
                        reexecuted_ok, headline(metrics), verified)
+
+    def _drop_unused_output_folder(self) -> None:
+        """A run that ended before anything was written there (bad data, a refused request) leaves no empty
+        ``*_files/`` folder beside the notebook."""
+        folder = Path(self.task.output_dir)
+        try:
+            if self.owns_output_dir and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:  # in use or not ours to remove: it stays
+            pass
 
     def _mark_unwritable(self, status: str, reason: str, exc: NotebookWriteError) -> str:
         """The disk is full (or the file too large): mark what is on disk with the smallest notebook that

@@ -44,3 +44,4 @@ def test_bad_data_is_told_in_inspects_words_once_without_fences(tmp_path, kind):
         assert said.count(expected) == 1, said
     if kind == "text_named_gz":
         assert "case_001_0000.nii.gz" in summary
+    assert not (tmp_path / "nb_files").exists()  # a failed run leaves no empty output folder
