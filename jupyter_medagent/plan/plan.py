@@ -238,6 +238,8 @@ def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint,
     fixes, plan.fixes = fix_entries(list(findings))
     plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
                    "test_fraction": preferences.test_fraction, "postprocess": "",
+                   "request_modality": (f"\nif not card.stated_modality:  # the files do not say; the request does"
+                                        f"\n    card.stated_modality = {intent.modality!r}" if intent.modality else ""),
                    "device": "torch.device(COMPUTE.device)",
                    "amp": 'COMPUTE.bf16 and DEVICE.type == "cuda"  # bf16 autocast where the GPU computes it natively'}
     recipe.build(plan, card, intent, convention)

@@ -503,3 +503,9 @@ def test_dead_data_loader_workers_are_replaced_by_loading_in_the_kernel():
     assert driver.run().arguments["status"] == "solved"
     data_edit = next(c for _, c in driver.calls if c.name == "edit_cell" and "DataLoader(" in c.arguments["source"])
     assert "num_workers=0" in data_edit.arguments["source"] and planner.plan.training.workers == 0
+
+
+def test_the_modality_the_request_states_reaches_the_data_card_where_the_files_say_none():
+    stated = plan_for(ORDINARY).source("datacard")  # "... in these cine MRIs ..."
+    assert "card.stated_modality = 'MR'" in stated and "if not card.stated_modality" in stated
+    assert "stated_modality" not in plan_for(VAGUE).source("datacard")
