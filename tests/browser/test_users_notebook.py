@@ -37,7 +37,8 @@ def test_a_second_run_after_reopening_continues_below_the_first(page, lab):
     open_sidebar(page, url, "reopened.ipynb")
     page.wait_for_selector('.jp-MedAgent-finished[data-status="solved"]', timeout=60_000)  # the first run, re-attached
     page.click(".jp-Notebook .jp-Cell >> nth=0")
-    page.uncheck(".jp-MedAgent-verify")
+    # The boxes show the run's settings (verification was off), not the defaults.
+    assert not page.is_checked(".jp-MedAgent-verify") and page.input_value(".jp-MedAgent-data") == "data"
     page.click(".jp-MedAgent-start")
     page.wait_for_function("document.querySelectorAll('.jp-MedAgent-finished[data-status=\"solved\"]').length === 1 && "
                            "document.querySelector('.jp-MedAgent-sidebar').dataset.state === 'finished'", timeout=180_000)
