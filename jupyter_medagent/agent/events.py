@@ -181,7 +181,8 @@ class Results(Event):
 @dataclass
 class Finished(Event):
     """The run ended. ``status``: solved, failed or stopped; ``reason`` says why in plain words.
-    ``verified``: "yes", "no", "skipped" (the user chose not to re-run) or "not run" (nothing to verify)."""
+    ``verified``: "yes" (re-ran and reproduced the reported numbers), "no" (did not re-run), "not reproduced"
+    (re-ran to other numbers), "skipped" (the user chose not to re-run) or "not run" (nothing to verify)."""
 
     status: Literal["solved", "failed", "stopped"]
     reason: str

@@ -110,6 +110,7 @@ class Toolbox:
         self.disagreements: list[str] = []
         self.errors_seen = 0
         self.evidence = 0  # findings reports and images since the last verdict: what a judge can go on
+        self.skipped_since_verdict: list[str] = []  # cells the user skipped since then: what a judge could not see
         self._usage: list[TokenUsage] = []
 
     def drain_usage(self) -> list[TokenUsage]:
@@ -238,6 +239,7 @@ class Toolbox:
     def tool_judge(self, context: str = "") -> ToolResult:
         images, findings = self.pending_images, self.redact_findings(self.pending_findings)
         evidence, self.evidence = self.evidence, 0
+        skipped, self.skipped_since_verdict = self.skipped_since_verdict, []
         self.pending_images, self.pending_findings = [], []
         context = self.redactor.scrub(context)
         if not evidence:  # a judge with nothing to go on must not say "ok"
@@ -256,9 +258,16 @@ class Toolbox:
                 unavailable.append(f"the {judge.name} judge could not answer ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
             self._usage.append(verdicts[judge.name].usage)
-            yield Verdict(judge.name, verdicts[judge.name].verdict, verdicts[judge.name].findings,
-                          confidence=verdicts[judge.name].confidence)
         merged, disagreements = merge_verdicts(verdicts)
+        if skipped and merged.verdict == "ok":  # what the skipped cells would have shown was not looked at
+            reason = (f"cell(s) {', '.join(skipped)} were skipped by you, so what they would have shown was not "
+                      f"looked at; the rest ({len(images)} image(s), {len(findings)} finding(s)) raised nothing")
+            self.verdicts.append({"verdict": "not_checked", "n_images": len(images), "n_findings": 0,
+                                  "judges": {n: v.verdict for n, v in verdicts.items()}, "reason": reason})
+            yield Verdict("panel", "not_checked", [], reason=reason)
+            return Observation(f"Verdict: not checked: {reason}.", data={"verdict": "not_checked", "findings": []})
+        for name, verdict in verdicts.items():
+            yield Verdict(name, verdict.verdict, verdict.findings, confidence=verdict.confidence)
         disagreements += unavailable
         self.disagreements += disagreements
         self.verdicts.append({"verdict": merged.verdict, "n_images": len(images), "n_findings": len(merged.findings),
@@ -295,6 +304,7 @@ class Toolbox:
                 raise StopRequested()
             if decision == "skip":
                 cell.status = "skipped"
+                self.skipped_since_verdict.append(cell.id)
                 yield CellSkipped(cell.id)
                 if self.on_cell_done:
                     self.on_cell_done(cell)
@@ -302,6 +312,7 @@ class Toolbox:
                                    "exists", data={"cell_id": cell.id, "skipped": True})
             if decision == "edit" and source != cell.source:
                 cell.source, cell.edited_by_user = source, True
+                cell.user_edits += 1
                 yield CellWritten(cell.id, source, cell.note, replaces=cell.id, by_user=True)
         result = yield from self._execute(cell)
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
@@ -382,4 +393,6 @@ class Toolbox:
             parts.append(quote_untrusted(trace, f"error of cell {cell.id}"))
         data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),
                 "n_images": len(images)}
+        if cell.edited_by_user:  # what the user made of the cell: a backend that plans ahead reads its values
+            data.update(edited_by_user=True, source=cell.source)
         return Observation("\n".join(parts), images=images, data=data, is_error=not result.ok)

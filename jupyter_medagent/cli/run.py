@@ -212,7 +212,7 @@ def _report(summary: dict, as_json: bool) -> None:
         print(json.dumps(summary, indent=1, default=str))
         return
     print(f"\nStatus: {summary['status']} ({summary['reason']})")
-    if summary.get("summary"):
+    if summary.get("summary") and summary["summary"] != summary["reason"]:  # a failed run's reason is its summary
         print(summary["summary"])
     split = summary["time_split"]
     print(f"Time: {summary['seconds']} s in all; training {split['training_seconds']} s, everything else "

@@ -8,6 +8,7 @@ Empty structures, stated once for every metric here:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -50,10 +51,14 @@ def hd95_per_label(prediction, reference, spacing=None, labels=None) -> dict[int
     from monai.metrics import compute_hausdorff_distance
 
     ndim = np.asarray(prediction).ndim
-    return _per_label(prediction, reference, labels, both_empty=0.0, one_empty=math.nan,
-                      compute=lambda p, r: compute_hausdorff_distance(
-                          p, r, include_background=True, percentile=95,
-                          spacing=list(spacing)[:ndim] if spacing is not None else None))
+    with warnings.catch_warnings():
+        # MONAI 1.5-1.6 passes its own deprecated always_return_as_numpy argument to get_mask_edges: a FutureWarning
+        # about MONAI's code, not the caller's, printed in every evaluation cell.
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
+        return _per_label(prediction, reference, labels, both_empty=0.0, one_empty=math.nan,
+                          compute=lambda p, r: compute_hausdorff_distance(
+                              p, r, include_background=True, percentile=95,
+                              spacing=list(spacing)[:ndim] if spacing is not None else None))
 
 
 def volumes_ml(label, spacing, labels=None) -> dict[int, float]:

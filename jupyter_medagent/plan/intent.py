@@ -20,6 +20,7 @@ class Intent:
     measures: list[str] = field(default_factory=list)  # ef, volumes, mass, dice
     anatomy: str | None = None  # e.g. "cardiac"
     from_given_labels: bool = False
+    modality: str | None = None  # "MR" or "CT" when the request says which
 
     @property
     def wants_segmentation(self) -> bool:
@@ -47,4 +48,8 @@ def parse_request(request: str) -> Intent:
             if not intent.structures:  # "the heart" without details: an expert reads its standard structures
                 intent.structures = own
     intent.from_given_labels = _mentions(text, VOCABULARY["measurement_only"])
+    intent.modality = next((m for m, words in MODALITY_WORDS.items() if _mentions(text, words)), None)
     return intent
+
+
+MODALITY_WORDS = {"MR": ["mri", "mris", "mr", "magnetic resonance"], "CT": ["ct", "cts", "computed tomography"]}

@@ -163,6 +163,7 @@ class Run:
         return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
                 "request": self.spec.request, "data_dir": self.spec.data_dir, "started": self.started,
                 "status": self.status, "events": len(self.events), "mode": self.spec.mode, "isolated": self.spec.isolated,
+                "backend": self.spec.backend, "verify": self.spec.verify,
                 "notebook": api_path(notebook, root) if notebook else None,
                 "pending_approval": self.pending_approval}
 
