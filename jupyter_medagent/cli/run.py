@@ -126,7 +126,7 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     training = float(metrics.get("training_seconds", 0.0))
     summary = {
         "status": finished.status, "reason": finished.reason, "summary": finished.summary,
-        "steps": len(agent.history), "seconds": round(seconds, 1),
+        "steps": agent.turns, "tool_calls": len(agent.history), "seconds": round(seconds, 1),
         "time_split": {"training_seconds": round(training, 1), "other_seconds": round(seconds - training, 1),
                        "note": "training_seconds counts the agent's own training run; re-execution retrains"},
         "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok, "verified": finished.verified,

@@ -362,10 +362,22 @@ def findings_table_html(findings) -> str:
             f"<th>severity</th><th>what is wrong</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def display_findings(findings) -> None:
-    """Show findings as a table and hand them to the agent loop through FINDINGS_MIME."""
+def display_findings(findings, scope: str = "data") -> None:
+    """Show findings as a table and hand them to the agent loop (and its judge) through FINDINGS_MIME.
+
+    Args:
+        findings: Finding objects or dicts with ``case``, ``kind`` (one of FINDING_KINDS), ``severity``
+            ("info", "warning" or "error"), ``message`` and optional ``evidence``.
+        scope: what was checked: "data" (images and labels, check_dataset/check_pair) or "predictions"
+            (check_prediction). A report replaces the earlier report of its scope: the judge goes on the
+            latest one, and earlier findings it no longer lists count as cleared. So report everything that
+            is still wrong in that scope, and an empty list when nothing is.
+
+    Returns:
+        None; the table is displayed.
+    """
     from IPython.display import display
 
     dicts = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
     display({"text/html": findings_table_html(dicts), "text/plain": f"{len(dicts)} finding(s)",
-             FINDINGS_MIME: {"findings": dicts}}, raw=True)
+             FINDINGS_MIME: {"findings": dicts, "scope": scope}}, raw=True)

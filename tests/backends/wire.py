@@ -110,11 +110,18 @@ def anthropic_error(status: int, message: str, **headers: str) -> Reply:
 
 # ------------------------------------------------------------------------------------ OpenAI
 def openai_reply(*, text: str | None = None, tool: tuple[str, dict] | None = None, raw_arguments: str | None = None,
-                 usage: dict[str, int] | None = None, cached: int = 0, call_id: str = "call_1") -> Reply:
+                 usage: dict[str, int] | None = None, cached: int = 0, call_id: str = "call_1",
+                 tools: list[tuple[str, dict]] | None = None) -> Reply:
+    """A Chat Completions reply: optional text, one tool call (``tool``) or several in parallel (``tools``,
+    with ids ``{call_id}_0``, ``{call_id}_1``, ...)."""
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool:
         message["tool_calls"] = [{"id": call_id, "type": "function", "function": {
             "name": tool[0], "arguments": raw_arguments if raw_arguments is not None else json.dumps(tool[1])}}]
+    if tools:
+        message["tool_calls"] = [{"id": f"{call_id}_{i}", "type": "function", "function": {
+            "name": name, "arguments": json.dumps(arguments)}} for i, (name, arguments) in enumerate(tools)]
+        tool = tools[0]
     usage = {"prompt_tokens": 100, "completion_tokens": 20, **(usage or {})}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     usage["prompt_tokens_details"] = {"cached_tokens": cached}
