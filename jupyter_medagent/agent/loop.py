@@ -23,6 +23,7 @@ from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judg
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
+from jupyter_medagent.agent.vocabulary import prompt_text as metric_keys_text
 from jupyter_medagent.errors import KernelDied, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
@@ -34,7 +35,8 @@ def load_system_prompt(tools=()) -> str:
     """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
     prompts = resources.files("jupyter_medagent.prompts")
     skills = [prompts.joinpath("skills", f"{name}.md").read_text().strip() for name in ALL_SKILL_TOOLS if name in tools]
-    return "\n\n".join([prompts.joinpath("system.md").read_text().strip(), *skills]) + "\n"
+    system = prompts.joinpath("system.md").read_text().strip().replace("{metric_keys}", metric_keys_text())
+    return "\n\n".join([system, *skills]) + "\n"
 
 
 class Agent:

@@ -15,10 +15,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-# Metric names a criterion reads, first found wins: the offline planner's names, then the ones the system
-# prompt suggests to model backends.
+from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS
+
+# Metric names a criterion reads, first found wins: the one vocabulary the recipes and the system prompt use.
 METRIC_NAMES = {
-    "ef": ("ef_predicted", "ef_measured", "ef_percent"),
+    "ef": EF_ANSWER_KEYS,
     "volumes": ("volumes_ml",),
 }
 
