@@ -109,7 +109,8 @@ class Toolbox:
         # the earlier ones of its scope ("data", "predictions"): the judge goes on the latest of each.
         self.reports: list[dict[str, Any]] = []
         self.turn = 0  # the model's turn now being carried out (set by the loop): findings say when they came
-        self.since_verdict: list[str] = []  # what each cell run since the last verdict gave, for an honest "nothing to judge"
+        self.since_verdict: list[str] = []
+        self.conflicts: list[str] = []  # what the request asserts and the data card contradicts (inspect_data)  # what each cell run since the last verdict gave, for an honest "nothing to judge"
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
@@ -143,6 +144,7 @@ class Toolbox:
     def tool_inspect_data(self, path: str | None = None) -> ToolResult:
         from jupyter_medagent.imaging.datacard import build_data_card
         from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
+        from jupyter_medagent.plan.intent import request_conflicts
 
         folder = path or self.task.data_dir
         if not folder:
@@ -158,8 +160,11 @@ class Toolbox:
         lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
         # File names and header fields are the data's words, not the user's: quoted, never obeyed.
         text = quote_untrusted("\n".join(lines), "data card") + f"\nThe kernel's machine: {machine['describe']}"
+        # What the request asserts and the data contradicts: said once here and again with every verdict.
+        self.conflicts = request_conflicts(self.task.request, card.to_dict(), convention)
+        text += "".join(f"\nRequest and data disagree: {line}" for line in self.conflicts)
         data = {"card": card.to_dict(), "findings": findings, "label_convention": convention,
-                "compute": machine["fingerprint"], "data_dir": folder}
+                "compute": machine["fingerprint"], "data_dir": folder, "conflicts": self.conflicts}
         self.inspection = data
         return Observation(text, data=data)
 
@@ -293,7 +298,8 @@ class Toolbox:
             self.verdicts.append({"verdict": "not_checked", "n_images": 0, "n_findings": 0, "judges": {},
                                   "reason": reason, "turn": self.turn})
             yield Verdict("panel", "not_checked", [], reason=reason)
-            return Observation(f"Verdict: not checked: {reason}.", data={"verdict": "not_checked", "findings": []})
+            text = "".join([f"Verdict: not checked: {reason}."] + [f"\nRequest and data disagree: {line}" for line in self.conflicts])
+            return Observation(text, data={"verdict": "not_checked", "findings": []})
         verdicts: dict[str, JudgeVerdict] = {}
         unavailable = []
         for judge in self.judges:
@@ -325,6 +331,7 @@ class Toolbox:
         details += [f"Judges: {d}" for d in disagreements]
         if details:
             lines.append(quote_untrusted("\n".join(details), "judge findings"))
+        lines += [f"Request and data disagree: {line}" for line in self.conflicts]
         return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings,
                                                    "cleared": [e["finding"] for e in cleared]})
 

@@ -81,3 +81,19 @@ def test_a_metrics_bundle_is_not_called_a_skipped_check(tmp_path, executor):
     told = backend.views[2].history[-1].observation.text
     assert "skipped" not in told and "failed" not in told
     assert "cell c1 ran (metrics (not a check))" in told
+
+
+def test_the_data_card_and_the_judge_say_where_the_request_contradicts_the_data(tmp_path, executor):
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+
+    data = tmp_path / "data"
+    synth_cardiac(data, cases=2, seed=5, pitfalls="none")
+    backend = ScriptedBackend([call("inspect_data"), call("add_cell", source=report([]), note="Check."),
+                               call("judge"), call("finish", status="failed", summary="x")])
+    agent = Agent(Task("In these label maps 1 is the left ventricle (M&Ms convention): report the EF.", str(data),
+                       str(tmp_path / "out")), backend, executor, reexecute=False)
+    list(agent.run())
+    line = ("Request and data disagree: The request says the labels follow M&Ms (1 LV, 2 myocardium, 3 RV); the "
+            "labels' shapes show ACDC (1 RV, 2 myocardium, 3 LV), so the data's convention is used.")
+    assert backend.views[1].history[-1].observation.text.count(line) == 1
+    assert line in backend.views[3].history[-1].observation.text
