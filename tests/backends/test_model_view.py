@@ -104,3 +104,28 @@ def test_the_model_reads_every_output_its_own_images_and_a_visible_compaction(se
     assert elided.startswith("[elided] cell c1 ran") and "show_cell('c1')" in elided
     shown = tool_results(requests[6])["show"]
     assert "from IPython.display import HTML, display" in shown and "Show the results." in shown
+
+
+def test_anthropic_results_carry_their_own_images_one_message_per_turn(server, kernel, tmp_path):
+    from jupyter_medagent.backends.anthropic_api import AnthropicBackend
+
+    from .wire import anthropic_reply
+
+    renders = [("render", {"image": NOISE.format(seed=i), "title": f"montage {i}"}) for i in range(3)]
+    srv = server([anthropic_reply(tools=renders, tool_id="look"), anthropic_reply(tool=("list_cells", {}), tool_id="ls"),
+                  anthropic_reply(tool=("finish", {"status": "failed", "summary": "only looking"}), tool_id="end")])
+    model = AnthropicBackend("claude-test", api_key="sk-test", base_url=srv.url,
+                             prices=PriceTable.load({"claude-test": {"input": 3.0, "output": 15.0}}))
+    finished = list(Agent(Task("show me", None, str(tmp_path)), model, kernel, reexecute=False).run())[-1]
+    assert finished.reason == "only looking"
+    messages = srv.requests[1]["messages"]
+    assert [b["id"] for b in messages[1]["content"]] == ["look_0", "look_1", "look_2"]
+    results = [b for b in messages[2]["content"] if b["type"] == "tool_result"]
+    assert [r["tool_use_id"] for r in results] == ["look_0", "look_1", "look_2"]
+    assert all([c["type"] for c in r["content"]] == ["text", "image"] for r in results)
+    # The next request keeps the calls and their results, not the images.
+    later = [b for b in srv.requests[2]["messages"][2]["content"] if b["type"] == "tool_result"]
+    assert all([c["type"] for c in r["content"]] == ["text"] for r in later)
+    assert "not sent again" in later[0]["content"][0]["text"]
+    listing = [b for b in srv.requests[2]["messages"][4]["content"] if b["type"] == "tool_result"][0]["content"][0]["text"]
+    assert "c1 [ok] Render montage 0" in listing and "c3 [ok]" in listing

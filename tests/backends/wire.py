@@ -73,8 +73,10 @@ class WireServer:
 
 # ------------------------------------------------------------------------------------ Anthropic
 def anthropic_reply(*, text: str = "", tool: tuple[str, dict] | None = None, raw_json: str | None = None,
-                    usage: dict[str, int] | None = None, tool_id: str = "toolu_1") -> Reply:
-    """A streamed Messages reply: optional text, optional tool_use (``raw_json`` sends broken JSON)."""
+                    usage: dict[str, int] | None = None, tool_id: str = "toolu_1",
+                    tools: list[tuple[str, dict]] | None = None) -> Reply:
+    """A streamed Messages reply: optional text, optional tool_use (``raw_json`` sends broken JSON), or several
+    tool_use blocks in one reply (``tools``, with ids ``{tool_id}_0``, ``{tool_id}_1``, ...)."""
     usage = {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
              **(usage or {})}
     start_usage = {**usage, "output_tokens": 1}
@@ -90,13 +92,16 @@ def anthropic_reply(*, text: str = "", tool: tuple[str, dict] | None = None, raw
                                                     "delta": {"type": "text_delta", "text": piece}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         index += 1
-    if tool:
-        name, arguments = tool
+    blocks = [(tool_id, tool[0], raw_json if raw_json is not None else json.dumps(tool[1]))] if tool else []
+    blocks += [(f"{tool_id}_{i}", name, json.dumps(arguments)) for i, (name, arguments) in enumerate(tools or [])]
+    tool = tool or (tools[0] if tools else None)
+    for block_id, name, partial in blocks:
         events.append(("content_block_start", {"type": "content_block_start", "index": index,
-                                                "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}))
+                                                "content_block": {"type": "tool_use", "id": block_id, "name": name, "input": {}}}))
         events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
-            "type": "input_json_delta", "partial_json": raw_json if raw_json is not None else json.dumps(arguments)}}))
+            "type": "input_json_delta", "partial_json": partial}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
     events.append(("message_delta", {"type": "message_delta", "delta": {
         "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}}))
     events.append(("message_stop", {"type": "message_stop"}))
