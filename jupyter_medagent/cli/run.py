@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     run.add_argument("--out", default="medagent.ipynb", help="refined notebook to write (default medagent.ipynb)")
     run.add_argument("--backend", default=None,
                      help="offline (default), anthropic:MODEL or openai:MODEL[@URL]; the config file may set another default")
-    run.add_argument("--max-steps", type=int, default=80)
+    run.add_argument("--max-steps", type=int, default=80,
+                     help="budget in model turns (a reply with several tool calls is one turn; default 80)")
     run.add_argument("--accept", action="append", default=[], metavar="METRIC>=X",
                      help="quality bar, e.g. 'dice_mean>=0.9' or 'ef_abs_error<=3' (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
