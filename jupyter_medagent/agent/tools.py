@@ -109,8 +109,8 @@ class Toolbox:
         # the earlier ones of its scope ("data", "predictions"): the judge goes on the latest of each.
         self.reports: list[dict[str, Any]] = []
         self.turn = 0  # the model's turn now being carried out (set by the loop): findings say when they came
-        self.since_verdict: list[str] = []
-        self.conflicts: list[str] = []  # what the request asserts and the data card contradicts (inspect_data)  # what each cell run since the last verdict gave, for an honest "nothing to judge"
+        self.since_verdict: list[str] = []  # what each cell run since the last verdict gave: an honest "nothing to judge"
+        self.conflicts: list[str] = []  # what the request asserts and the data card contradicts (inspect_data)
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
@@ -298,7 +298,8 @@ class Toolbox:
             self.verdicts.append({"verdict": "not_checked", "n_images": 0, "n_findings": 0, "judges": {},
                                   "reason": reason, "turn": self.turn})
             yield Verdict("panel", "not_checked", [], reason=reason)
-            text = "".join([f"Verdict: not checked: {reason}."] + [f"\nRequest and data disagree: {line}" for line in self.conflicts])
+            text = "\n".join([f"Verdict: not checked: {reason}."] + [f"Request and data disagree: {line}"
+                                                                     for line in self.conflicts])
             return Observation(text, data={"verdict": "not_checked", "findings": []})
         verdicts: dict[str, JudgeVerdict] = {}
         unavailable = []
