@@ -53,11 +53,12 @@ class OpenAIBackend:
                 for e in group:
                     messages.append({"role": "tool", "tool_call_id": e.call.id,
                                      "content": ("ERROR: " if e.is_error else "") + (e.result or "(no output)")})
-            else:
-                messages.append({"role": "assistant", "content": "```json\n" + json.dumps(
-                    {"tool": first.call.name, "arguments": first.call.arguments}) + "\n```"})
-                messages.append({"role": "user", "content": f"Result of {first.call.name}"
-                                 f"{' (error)' if first.is_error else ''}:\n{first.result}"})
+            else:  # one call per reply in the text protocol (a turn made before a fallback may hold several)
+                for e in group:
+                    messages.append({"role": "assistant", "content": "```json\n" + json.dumps(
+                        {"tool": e.call.name, "arguments": e.call.arguments}) + "\n```"})
+                    messages.append({"role": "user", "content": f"Result of {e.call.name}"
+                                     f"{' (error)' if e.is_error else ''}:\n{e.result}"})
             # Tool messages cannot carry images: each call's follow its results, named by the call that made them.
             for e in group:
                 if e.images:
