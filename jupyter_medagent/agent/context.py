@@ -8,11 +8,14 @@ return the cell's current source and output, so a model never has to guess what 
 
 from __future__ import annotations
 
+import re
+
 from jupyter_medagent.agent.protocols import Observation, Step
 
 KEEP_VERBATIM = 8  # most recent steps passed whole (text, images, data)
 SUMMARY_CHARS = 160
 CELL_TOOLS = ("add_cell", "edit_cell", "run_cell", "render")  # calls whose result is a cell's run
+CELL_LINE = re.compile(r"cell (\w+) (?:ran|FAILED)\b")  # how a cell's result begins (Toolbox._observe)
 
 # Stay whole, without images: the data card every later decision rests on, and the recipe's advice.
 PINNED_TOOLS = ("inspect_data", "propose_recipe")
@@ -30,7 +33,8 @@ def one_line(step: Step) -> str:
     """The elided form of a step's result: its first line, marked, with where the whole of it is now."""
     first = step.observation.text.strip().splitlines()[0] if step.observation.text.strip() else ""
     first = shorten(("ERROR " if step.observation.is_error else "") + first, SUMMARY_CHARS - 60)
-    cell = step.observation.data.get("cell_id") or step.call.arguments.get("cell_id")
+    named = CELL_LINE.match(step.observation.text.strip())
+    cell = step.observation.data.get("cell_id") or step.call.arguments.get("cell_id") or (named and named.group(1))
     if step.call.name in CELL_TOOLS and cell:
         return f"[elided] {first}; show_cell({cell!r}) / read_output({cell!r}) return its current source and output"
     return f"[elided] {first}"
