@@ -129,3 +129,17 @@ def test_anthropic_results_carry_their_own_images_one_message_per_turn(server, k
     assert "not sent again" in later[0]["content"][0]["text"]
     listing = [b for b in srv.requests[2]["messages"][4]["content"] if b["type"] == "tool_result"][0]["content"][0]["text"]
     assert "c1 [ok] Render montage 0" in listing and "c3 [ok]" in listing
+
+
+def test_a_dataframe_and_a_long_line_read_as_text():
+    import pandas as pd
+
+    from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
+
+    frame = pd.DataFrame({"patient": ["p1", "p2"], "ef": [61.2, 48.9]})
+    shown = outputs_as_text([{"output_type": "execute_result", "data": {"text/html": frame._repr_html_(),
+                                                                       "text/plain": repr(frame)}}])
+    assert shown.splitlines() == ["|  | patient | ef |", "|---|---|---|", "| 0 | p1 | 61.2 |", "| 1 | p2 | 48.9 |"]
+    one_line = "x" * 10_000
+    cut = cut_lines(one_line, 1000, cell_id="c2")
+    assert len(cut) <= 1000 and "characters cut" in cut and "read_output(cell_id='c2')" in cut
