@@ -23,6 +23,7 @@ from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judg
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
+from jupyter_medagent.agent.vocabulary import prompt_text as metric_keys_text
 from jupyter_medagent.errors import KernelDied, MedagentError, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
@@ -40,7 +41,8 @@ def load_system_prompt(tools=()) -> str:
     """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
     prompts = resources.files("jupyter_medagent.prompts")
     skills = [prompts.joinpath("skills", f"{name}.md").read_text().strip() for name in ALL_SKILL_TOOLS if name in tools]
-    return "\n\n".join([prompts.joinpath("system.md").read_text().strip(), *skills]) + "\n"
+    system = prompts.joinpath("system.md").read_text().strip().replace("{metric_keys}", metric_keys_text())
+    return "\n\n".join([system, *skills]) + "\n"
 
 
 class Agent:
@@ -71,6 +73,7 @@ class Agent:
         self._reexecution = None  # the verification re-run's kernel manager, while it runs
         self._reproduction = None  # how the re-run's numbers compare with the reported ones (notebook/reproduce.py)
         self.history: list[Step] = []
+        self.turns = 0  # model replies so far: what the step budget counts
         self.tokens = 0
         self.cost_usd = 0.0
         self._stop = threading.Event()
@@ -110,15 +113,15 @@ class Agent:
             if self.stopped:
                 yield from self._finish("stopped", "stopped by the user")
                 return
-            spent = self.budget.exceeded(len(self.history), time.monotonic() - self._started, self.tokens, self.cost_usd)
+            spent = self.budget.exceeded(self.turns, time.monotonic() - self._started, self.tokens, self.cost_usd)
             if spent:
                 yield from self._finish("failed", spent)
                 return
             view = self.redactor.scrub_view(AgentView(
                 self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
+                compact_history(self.history), [c.summary() for c in self.draft.cells], self.turns,
                 self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir,
-                self.task.relative_paths))
+                self.task.relative_paths, self.tokens, self.budget.max_tokens))
             try:
                 turn = yield from self._ask(view)
             except BudgetExceeded as exc:
@@ -130,6 +133,8 @@ class Agent:
                 return
             if turn is None:  # stopped while the model was still answering
                 continue
+            self.turns += 1
+            tools.turn = self.turns
             yield from self._account(turn.usage)
             # Backends that keep a repair log (the offline planner does) get each new entry shown as it fires.
             for repair in getattr(self.backend, "repairs", [])[repairs_shown:]:
@@ -142,12 +147,13 @@ class Agent:
             if not turn.tool_calls:
                 malformed += 1
                 self.history.append(Step(ToolCall("(none)", {}), Observation(
-                    "Your reply contained no tool call. Act through the tools; call finish when done.", is_error=True)))
+                    "Your reply contained no tool call. Act through the tools; call finish when done.", is_error=True),
+                    self.turns))
             for call in turn.tool_calls:
                 problem = tools.problem_with(call)
                 if problem:
                     malformed += 1
-                    self.history.append(Step(call, Observation(problem, is_error=True)))
+                    self.history.append(Step(call, Observation(problem, is_error=True), self.turns))
                     continue
                 malformed = 0
                 try:
@@ -173,7 +179,7 @@ class Agent:
                                                               "tool error"), data={"problem": problem}, is_error=True)
                 for usage in tools.drain_usage():  # model judges spend tokens too
                     yield from self._account(usage)
-                self.history.append(Step(call, observation))
+                self.history.append(Step(call, observation, self.turns))
                 finish = observation.data.get("finish")
                 if finish:
                     yield from self._finish(finish["status"], finish["summary"] if finish["status"] != "solved"
@@ -252,7 +258,8 @@ class Agent:
             "model": getattr(self.backend, "model", ""),
             "status": status,
             "reason": reason,
-            "steps": len(self.history),
+            "steps": self.turns,  # model turns (what the step budget counts)
+            "tool_calls": len(self.history),
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
             "seconds": round(time.monotonic() - self._started, 1),

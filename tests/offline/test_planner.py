@@ -509,3 +509,31 @@ def test_the_modality_the_request_states_reaches_the_data_card_where_the_files_s
     stated = plan_for(ORDINARY).source("datacard")  # "... in these cine MRIs ..."
     assert "card.stated_modality = 'MR'" in stated and "if not card.stated_modality" in stated
     assert "stated_modality" not in plan_for(VAGUE).source("datacard")
+
+
+BRAIN_CARD = {"n_cases": 6, "n_labelled": 6, "n_patients": 6, "label_values": [0, 1], "anisotropy": 1.0,
+              "median_shape": [91, 109, 91], "median_spacing": [2.0, 2.0, 2.0], "modality": None, "cases": []}
+
+
+@pytest.mark.parametrize("request_text", ["How much brain does each of these people have, in millilitres?",
+                                          "how large is each brain?", "brain volumes please"])
+def test_a_plain_question_about_masks_is_a_measurement(request_text):
+    """Masks for every image and a quantity asked for: measure the masks; nothing to train."""
+    plan = plan_for(request_text, BRAIN_CARD, convention=None)
+    assert plan.recipe == "measurement" and plan.training is None and "volumes" in [s.name for s in plan.steps]
+
+
+def test_the_request_and_the_data_disagree_in_one_plain_line():
+    from jupyter_medagent.plan.intent import request_conflicts
+
+    misleading = "In these label maps 1 is the left ventricle (M&Ms convention). Report each patient's EF."
+    assert request_conflicts(misleading, CARDIAC_CARD, "acdc") == [
+        "The request says the labels follow M&Ms (1 LV, 2 myocardium, 3 RV); the labels' shapes show ACDC "
+        "(1 RV, 2 myocardium, 3 LV), so the data's convention is used."]
+    assert request_conflicts(misleading, CARDIAC_CARD, "mnms") == []  # what it says holds
+    assert request_conflicts("The masks were exported at 1 mm isotropic resolution", BRAIN_CARD, None) == [
+        "The request says 1 mm voxels; the images' median spacing is 2 x 2 x 2 mm."]
+    assert request_conflicts("These are thick-slice CT scans of the liver", {**BRAIN_CARD, "modality": "MR"}, None) == [
+        "The request says CT; the files say MR.",
+        "The request says thick slices; the voxels are near-isotropic (anisotropy 1.0)."]
+    assert request_conflicts(ORDINARY, CARDIAC_CARD, "acdc") == []
