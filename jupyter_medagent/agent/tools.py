@@ -115,6 +115,7 @@ class Toolbox:
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
+        self.skipped_since_verdict: list[str] = []  # cells the user skipped since then: what a judge could not see
         self._usage: list[TokenUsage] = []
 
     def drain_usage(self) -> list[TokenUsage]:
@@ -286,6 +287,7 @@ class Toolbox:
         origins = {(e["finding"].get("case"), e["finding"].get("kind")): e for e in current}
         self.pending_images = []
         since, self.since_verdict = self.since_verdict, []
+        skipped, self.skipped_since_verdict = self.skipped_since_verdict, []
         context = self.redactor.scrub(context)
         if not self.reports and not images:  # a judge with nothing to go on must not say "ok"
             reason = "nothing to judge: no cell has reported quality findings (display_findings) and no image was " \
@@ -385,6 +387,7 @@ class Toolbox:
             if decision == "skip":
                 cell.status = "skipped"
                 self.since_verdict.append(f"cell {cell.id} was skipped by the user")
+                self.skipped_since_verdict.append(cell.id)
                 yield CellSkipped(cell.id)
                 if self.on_cell_done:
                     self.on_cell_done(cell)
