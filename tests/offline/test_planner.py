@@ -431,7 +431,7 @@ def test_a_run_that_retrains_reproduces_its_reported_numbers_when_verified(tmp_p
     synth_cardiac(tmp_path / "data", cases=6, seed=1)
     result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", "Segment the LV, myocardium and RV",
                              "--data", str(tmp_path / "data"), "--out", str(tmp_path / "nb.ipynb"), "--json",
-                             "--backend", "offline:steps=20,dice_bar=0.25"], capture_output=True, text=True, timeout=900)
+                             "--backend", "offline:steps=20,dice_bar=0.25"], capture_output=True, text=True, timeout=1800)
     summary = json.loads(result.stdout)
     notebook = json.loads((tmp_path / "nb.ipynb").read_text())
     provenance = notebook["metadata"]["medagent"]
