@@ -21,6 +21,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from jupyter_medagent.agent.protocols import ExecutionResult
 from jupyter_medagent.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
+from jupyter_medagent.isolation.launch import REFUSAL_FILE
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 POLL_S = 0.5
@@ -64,7 +65,10 @@ class KernelClientExecutor:
         try:
             self.client.wait_for_ready(timeout=self._startup_timeout)
         except RuntimeError:
+            refusal = self._launch_refusal()
             self.close()
+            if refusal:
+                raise MedagentError(f"the kernel did not start: {refusal}") from None
             raise MedagentError(f"the kernel did not answer within {self._startup_timeout:.0f} s ({self._describe})") from None
         if self.guard is not None:
             result = self._run(runtime_guard.install_code(self.guard), timeout=60)
@@ -73,6 +77,12 @@ class KernelClientExecutor:
                 self.close()
                 raise MedagentError("the runtime guard could not be set up in the kernel "
                                     f"({said or (result.error or {}).get('evalue', 'no answer')}); restart the kernel")
+
+    def _launch_refusal(self) -> str | None:
+        """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did."""
+        folder = getattr(self.manager, "runtime_folder", "")
+        path = os.path.join(folder, REFUSAL_FILE) if folder else ""
+        return open(path).read().strip() if path and os.path.exists(path) else None
 
     # ------------------------------------------------------------------ running cells
     def execute(self, code: str, timeout: float | None = None,
