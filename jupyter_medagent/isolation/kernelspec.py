@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 SPEC_NAME = "medagent-sandbox"
@@ -129,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: child.terminate())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts travel as control messages
+        # Jupyter's ports open only once the kernel listens behind them, as a kernel's own would: a heartbeat
+        # relayed to a kernel still starting would be missed, and the client would take it for dead.
+        sockets = [f"{kernel['ip']}-{kernel[f'{channel}_port']}" for channel in CHANNELS]
+        while not all(os.path.exists(path) for path in sockets):
+            if child.poll() is not None:
+                return child.returncode
+            time.sleep(0.05)
         _relay(host, kernel)
         return child.wait()
     finally:

@@ -62,8 +62,18 @@ class KernelClientExecutor:
         self._ready()
 
     def _ready(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
         try:
-            self.client.wait_for_ready(timeout=self._startup_timeout)
+            while True:
+                try:
+                    self.client.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+                    break
+                except RuntimeError:
+                    # A kernel we only connect to is judged by its heartbeat, which a kernel still starting
+                    # (the server answers before its kernel listens) misses: not a death, until the deadline.
+                    if self.manager is not None or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.5)
         except RuntimeError:
             refusal = self._launch_refusal()
             self.close()

@@ -288,3 +288,58 @@ def test_the_de_identified_view_is_built_once_and_follows_changed_files(place, m
     nifti_only.mkdir()
     (nifti_only / "case.nii.gz").write_bytes(b"\x1f\x8b not really")
     assert deidentified_view(nifti_only) is None  # no DICOM: the folder is bound as it is
+
+
+KERNELSPEC_PROBE = r"""
+import json, os
+from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
+status = dict(line.rstrip("\n").split(":\t", 1) for line in open("/proc/self/status") if ":\t" in line)
+open("written-by-the-kernel.txt", "w").write("ok")
+try:
+    open(OUTSIDE + "/escaped.txt", "w").write("out")
+    outside = "written"
+except OSError as exc:
+    outside = type(exc).__name__
+print(json.dumps({"CapEff": status["CapEff"], "sandbox": in_sandbox_kernel(), "cwd": os.getcwd(),
+                  "outside": outside, "keys": [k for k in os.environ if "KEY" in k]}))
+"""
+
+
+def test_the_sandbox_kernelspec_runs_a_notebook_kernel_in_the_sandbox(bwrap, place, monkeypatch):
+    """`medagent kernelspec install` as Jupyter uses it: a kernel started from the spec (TCP ports, as a
+    Jupyter server chooses them) answers through the relay, holds no capabilities, knows it is the sandbox
+    kernel, writes into the notebook's folder and nowhere else, and has no API key."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    from jupyter_medagent.cli import main as medagent
+    from jupyter_medagent.isolation.kernelspec import DISPLAY_NAME, SPEC_NAME
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-in-the-kernel")
+    prefix = place / "outside" / "prefix"
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    assert medagent(["kernelspec", "install", "--sys-prefix"]) == 0
+    specs = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
+    assert specs.get_kernel_spec(SPEC_NAME).display_name == DISPLAY_NAME
+    notebook_folder = place / "output"
+    manager = KernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
+    manager.start_kernel(cwd=str(notebook_folder))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        outputs = []
+        reply = client.execute_interactive(f"OUTSIDE = {str(place / 'outside')!r}\n" + KERNELSPEC_PROBE, timeout=60,
+                                           output_hook=lambda m: outputs.append(m))
+        assert reply["content"]["status"] == "ok"
+        manager.interrupt_kernel()  # a control message through the relay; the kernel goes on
+        assert client.execute_interactive("1 + 1", timeout=30)["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    found = json.loads(text.strip().splitlines()[-1])
+    assert int(found["CapEff"], 16) == 0 and found["sandbox"] is True and found["keys"] == []
+    assert found["cwd"] == str(notebook_folder) and (notebook_folder / "written-by-the-kernel.txt").read_text() == "ok"
+    assert found["outside"] == "OSError"  # EROFS
+    assert not (place / "outside" / "escaped.txt").exists()

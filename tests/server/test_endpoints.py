@@ -19,12 +19,13 @@ def start_body(kernel_id, backend, **extra):
             "backend": backend, **extra}
 
 
-async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kernel, scripted, jp_root_dir):
+async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kernel, scripted, jp_root_dir,
+                                                                      sandbox_kernelspec):
     scripted({"script-a": [call("add_cell", source="answer = 6 * 7\nprint(answer)", note="Compute the answer."),
                            call("finish", status="solved", summary="the answer is 42")]})
-    kernel_id = await kernel()
+    kernel_id = await kernel(sandbox_kernelspec)
     code, reply = await api("runs", body=start_body(kernel_id, "script-a"))
-    assert code == 201 and reply["status"] == "running"
+    assert code == 201 and reply["status"] == "running", reply
     events = await events_until(api, reply["run_id"], "finished")
     kinds = [e["kind"] for e in events]
     assert kinds[:2] == ["cell_written", "cell_executed"] and kinds[-1] == "finished"
@@ -45,9 +46,10 @@ async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kerne
     assert code == 200 and stream.count("event: ") == len(events) and "event: finished" in stream
 
 
-async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_fetch):
-    """The user's variables are the agent's: the run reads one the user set, and leaves one behind."""
-    kernel_id = await kernel()
+async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_fetch, sandbox_kernelspec):
+    """The user's variables are the agent's: the run reads one the user set, and leaves one behind. A model
+    backend's cells run in the notebook's kernel only when it is the sandbox kernel."""
+    kernel_id = await kernel(sandbox_kernelspec)
     scripted({"script-set": [call("add_cell", source="user_value = 5", note="(the user's cell)"),
                              call("finish", status="failed", summary="setup")],
               "script-use": [call("add_cell", source="print(user_value * 2)\nagent_value = 1", note="Use it."),
@@ -90,11 +92,12 @@ async def test_approve_mode_waits_for_the_user(api, kernel, scripted):
     assert events[-1]["status"] == "stopped"
 
 
-async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel, scripted):
+async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel, scripted, sandbox_kernelspec):
     scripted({"script-c": [call("add_cell", source="import time\ntime.sleep(120)", note="A long training."),
                            call("finish", status="solved", summary="never")]})
-    kernel_id = await kernel()
+    kernel_id = await kernel(sandbox_kernelspec)
     code, reply = await api("runs", body=start_body(kernel_id, "script-c"))
+    assert code == 201, reply
     run_id = reply["run_id"]
     await events_until(api, run_id, "cell_written")
     await asyncio.sleep(1.0)
