@@ -22,6 +22,7 @@ from jupyter_medagent.agent.tools import Approver
 from jupyter_medagent.errors import ConfigError, DataError
 from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
 from jupyter_medagent.isolation.deid import deidentified_view
+from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel as in_own_sandbox
 
 
 @dataclass
@@ -155,6 +156,11 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
         notices.append(f"A model writes the cells, so they run in {kind} of the run's own, not in this "
                        "notebook's kernel: variables are not shared (the \"Python 3 (medagent sandbox)\" kernel, "
                        "`medagent kernelspec install`, shares them).")
+    reexecute = options.reexecute
+    if reexecute and in_user_kernel and in_own_sandbox():
+        reexecute = False  # no program, so no kernel, can be started from inside the sandbox
+        notices.append("This kernel is the sandbox, where no other kernel can be started: the refined notebook is not "
+                       "re-run to verify it (re-run it yourself, or run from a plain kernel).")
     if renamed:
         notices.append(f"{requested.name} already exists and is kept as it is; this run writes {notebook.name}.")
     safety = "approve" if model_cells and not sandboxed else options.safety or "enforce"
@@ -166,6 +172,6 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     executor = make_executor(isolation) if in_user_kernel or not user_kernel else isolation.new_kernel_executor()
     return Agent(task, backend, executor, judges=judges,
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
-                 approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
+                 approver=approve, safety=gate, notebook_path=notebook, reexecute=reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
                  on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live)

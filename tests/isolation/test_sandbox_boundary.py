@@ -343,3 +343,40 @@ def test_the_sandbox_kernelspec_runs_a_notebook_kernel_in_the_sandbox(bwrap, pla
     assert found["cwd"] == str(notebook_folder) and (notebook_folder / "written-by-the-kernel.txt").read_text() == "ok"
     assert found["outside"] == "OSError"  # EROFS
     assert not (place / "outside" / "escaped.txt").exists()
+
+
+UNPRIVILEGED_PROBE = r"""
+import ctypes, json, os, subprocess, sys, tempfile
+from jupyter_medagent.isolation.sandbox import bwrap_argv, kernel_environment, sandbox_problem
+assert sandbox_problem() is None, sandbox_problem()
+out, runtime = tempfile.mkdtemp(), tempfile.mkdtemp()
+env = {**kernel_environment(home="/tmp/home"), "PYTHONPATH": os.environ["PYTHONPATH"]}
+inside = ("import ctypes, json, os; from jupyter_medagent.isolation import launch; "
+          "refused = launch.capability_problem(); filtered = launch.install_seccomp(); "
+          "libc = ctypes.CDLL(None, use_errno=True); result = libc.mount(None, b'/', None, 32 | 4096, None); "
+          "print(json.dumps({'uid': os.getuid(), 'CapEff': launch.capabilities()['CapEff'], 'refused': refused, "
+          "'filter': filtered, 'remount': [result, ctypes.get_errno()]}))")
+done = subprocess.run(bwrap_argv(output_dir=out, data_dir=None, runtime_dir=runtime, environment=env)
+                      + [sys.executable, "-c", inside], capture_output=True, text=True, timeout=60)
+print(done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps({"error": done.stderr}))
+"""
+
+
+@pytest.mark.skipif(not AS_ROOT or not shutil.which("setpriv") or not Path("/usr/bin/python3").exists(),
+                    reason="needs root (to become another user), setpriv and a system Python")
+def test_the_sandbox_holds_for_an_unprivileged_user_too(bwrap):
+    """As nobody (uid 65534; bubblewrap then makes a user namespace): no capabilities inside, the launcher's
+    check passes, the filter installs, the remount fails. The system Python runs this checkout's code with
+    the virtualenv's packages, the virtualenv's own interpreter living under root's home."""
+    system = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
+                            capture_output=True, text=True).stdout.strip()
+    if system != str(sys.version_info[:2]):
+        pytest.skip(f"the system Python {system} cannot use this virtualenv's packages")
+    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
+                             "HOME=/nonexistent", "PATH=/usr/bin:/bin", f"PYTHONPATH={ROOT}:{site}",
+                             "/usr/bin/python3", "-c", UNPRIVILEGED_PROBE],
+                            capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"uid": 65534, "CapEff": 0, "refused": None, "filter": None, "remount": [-1, 1]}, found

@@ -56,6 +56,7 @@ async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_f
                              call("finish", status="failed", summary="read it")]})
     for script in ("script-set", "script-use"):
         code, reply = await api("runs", body=start_body(kernel_id, script))
+        assert code == 201, reply
         events = await events_until(api, reply["run_id"], "finished")
     executed = next(e for e in events if e["kind"] == "cell_executed")
     assert executed["outputs"][0]["text"] == "10\n"
