@@ -22,7 +22,7 @@ from jupyter_medagent.agent.tools import Approver
 from jupyter_medagent.errors import ConfigError, DataError
 from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
 from jupyter_medagent.isolation.deid import deidentified_view
-from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel as in_own_sandbox
+from jupyter_medagent.isolation import kernelspec
 
 
 @dataclass
@@ -157,7 +157,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
                        "notebook's kernel: variables are not shared (the \"Python 3 (medagent sandbox)\" kernel, "
                        "`medagent kernelspec install`, shares them).")
     reexecute = options.reexecute
-    if reexecute and in_user_kernel and in_own_sandbox():
+    if reexecute and in_user_kernel and kernelspec.in_sandbox_kernel():
         reexecute = False  # no program, so no kernel, can be started from inside the sandbox
         notices.append("This kernel is the sandbox, where no other kernel can be started: the refined notebook is not "
                        "re-run to verify it (re-run it yourself, or run from a plain kernel).")
