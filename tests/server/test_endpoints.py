@@ -137,7 +137,11 @@ async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel,
     assert events[-1]["status"] == "stopped"
     executed = [e for e in events if e["kind"] == "cell_executed"][0]
     assert executed["error"]["ename"] == "KeyboardInterrupt"
-    # The kernel survives the interrupt and takes the next run.
+    # The kernel survives the interrupt and takes the next run, once this one has let go of it.
+    for _ in range(60):
+        if (await api("runs", run_id, "notebook"))[1].get("final"):
+            break
+        await asyncio.sleep(0.5)
     scripted({"script-d": [call("finish", status="failed", summary="alive")]})
     code, reply = await api("runs", body=start_body(kernel_id, "script-d"))
     assert code == 201
