@@ -95,8 +95,10 @@ class RunView:
     """The run under the magic's cell: live events to the JupyterLab extension over a comm, a plain-text
     log for other front ends, and at the end the whole timeline in the output itself."""
 
-    def __init__(self, shell, run_id: str):
+    def __init__(self, shell, run_id: str, notebook: str | None = None):
+        """``notebook``: where the refined notebook will be written, said by a page that can no longer follow."""
         self.run_id = run_id
+        self.notebook = notebook
         self.lines: list[str] = []
         self.kept: list[dict] = []
         self.seq = 0
@@ -118,7 +120,7 @@ class RunView:
 
     def _bundle(self, done: bool = False) -> dict:
         log = "\n".join(self.lines) or "MedAgent: starting…"
-        run = {"run_id": self.run_id, "done": done}
+        run = {"run_id": self.run_id, "done": done, "notebook": self.notebook}
         if done:
             run["events"] = self.kept
         return {RUN_MIME: run, "text/plain": log,
@@ -185,7 +187,9 @@ class MedagentMagics(Magics):
         except MedagentError as exc:
             _say(str(exc))
             return
-        view = RunView(self.shell, uuid.uuid4().hex[:12])
+        planned = Path(agent.notebook_path)
+        view = RunView(self.shell, uuid.uuid4().hex[:12],
+                       planned.relative_to(base_dir).as_posix() if planned.is_relative_to(base_dir) else str(planned))
         finished = None
         try:
             try:

@@ -167,6 +167,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
     task = Task(options.request, data, str(output_dir), options.acceptance,
                 relative_paths=not (options.kernel_gateway or options.kernel_elsewhere))
+    made_output_dir = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)
     executor = make_executor(isolation) if in_user_kernel or not user_kernel else isolation.new_kernel_executor()
@@ -174,4 +175,5 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
-                 on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live)
+                 on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live,
+                 owns_output_dir=made_output_dir)

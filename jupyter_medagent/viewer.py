@@ -35,12 +35,13 @@ def _as_file(item: Any, role: str) -> str:
     import numpy as np
 
     from jupyter_medagent.errors import DataError
-    from jupyter_medagent.imaging.io import save_volume
+    from jupyter_medagent.imaging.io import load_volume, save_volume
     from jupyter_medagent.imaging.volume import Volume
 
     if isinstance(item, (str, Path)):
         if not Path(item).exists():
             raise DataError(item, f"no such {role} file")
+        load_volume(item)  # a broken file is named here (DataError), not left "loading ..." in the browser forever
         return str(Path(item).resolve())
     if isinstance(item, np.ndarray):
         item = Volume(item, np.eye(4))

@@ -1,38 +1,56 @@
-"""What a backend sees of the past: recent steps in full, older ones as one line each.
+"""What a backend sees of the past: recent steps in full, older ones elided to one marked line each.
 
-Keeps the view bounded however long a run gets (a 40-step training session included),
-while the backend still knows every step that happened and in which order.
+Keeps the view bounded however long a run gets (a 40-step training session included), while the
+backend still knows every step that happened, in which order, and that it is seeing an elided
+copy: each elided line names its cell and the tools (show_cell, read_output, list_cells) that
+return the cell's current source and output, so a model never has to guess what it wrote.
 """
 
 from __future__ import annotations
+
+import re
 
 from jupyter_medagent.agent.protocols import Observation, Step
 
 KEEP_VERBATIM = 8  # most recent steps passed whole (text, images, data)
 SUMMARY_CHARS = 160
+CELL_TOOLS = ("add_cell", "edit_cell", "run_cell", "render")  # calls whose result is a cell's run
+CELL_LINE = re.compile(r"cell (\w+) (?:ran|FAILED)\b")  # how a cell's result begins (Toolbox._observe)
+
+# Stay whole, without images: the data card every later decision rests on, and the recipe's advice.
+PINNED_TOOLS = ("inspect_data", "propose_recipe")
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut at a word boundary and marked."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0] if " " in text[:limit - 1] else text[:limit - 1]
+    return cut + "…"
 
 
 def one_line(step: Step) -> str:
+    """The elided form of a step's result: its first line, marked, with where the whole of it is now."""
     first = step.observation.text.strip().splitlines()[0] if step.observation.text.strip() else ""
-    args = ", ".join(f"{k}={str(v)[:40]!r}" for k, v in step.call.arguments.items() if k not in ("source", "note"))
-    line = f"{step.call.name}({args}) -> {'ERROR ' if step.observation.is_error else ''}{first}"
-    return line[:SUMMARY_CHARS]
-
-
-PINNED_TOOLS = ("inspect_data",)  # the data card stays whole: every later decision rests on it
+    first = shorten(("ERROR " if step.observation.is_error else "") + first, SUMMARY_CHARS - 60)
+    named = CELL_LINE.match(step.observation.text.strip())
+    cell = step.observation.data.get("cell_id") or step.call.arguments.get("cell_id") or (named and named.group(1))
+    if step.call.name in CELL_TOOLS and cell:
+        return f"[elided] {first}; show_cell({cell!r}) / read_output({cell!r}) return its current source and output"
+    return f"[elided] {first}"
 
 
 def compact(step: Step) -> Step:
     if step.call.name in PINNED_TOOLS:
-        return Step(step.call, Observation(step.observation.text, is_error=step.observation.is_error))
+        return Step(step.call, Observation(step.observation.text, is_error=step.observation.is_error), step.turn)
     call = step.call
-    if call.name in ("add_cell", "edit_cell"):
+    if call.name in ("add_cell", "edit_cell"):  # the source as it was is stale: show_cell has the current one
         call = type(call)(call.name, {k: v for k, v in call.arguments.items() if k != "source"}, call.id)
-    return Step(call, Observation(one_line(step), is_error=step.observation.is_error))
+    return Step(call, Observation(one_line(step), is_error=step.observation.is_error), step.turn)
 
 
 def compact_history(history: list[Step], keep: int = KEEP_VERBATIM) -> list[Step]:
-    """Older steps shrink to a one-line observation without images or data (the data card stays whole,
-    without images); the last ``keep`` stay whole."""
+    """Older steps shrink to a marked one-line observation without images or data (the data card and the
+    recipe stay whole, without images); the last ``keep`` stay whole."""
     cut = max(0, len(history) - keep)
     return [compact(s) for s in history[:cut]] + list(history[cut:])

@@ -131,9 +131,10 @@ class Render(Event):
 
 @dataclass
 class Verdict(Event):
-    """A judge's verdict. ``findings`` use the quantitative judge's kind names. ``not_checked``: the judge had
-    no evidence (no cell reported findings or rendered an image since the last verdict, e.g. the user skipped
-    the checking cell), so it says nothing about the data."""
+    """A judge's verdict on the current state: the latest findings report of each scope and the images rendered
+    since the last verdict. ``findings`` use the quantitative judge's kind names. ``not_checked``: the judge had
+    no evidence (no cell has reported findings and none rendered an image since the last verdict, e.g. the user
+    skipped the checking cell), so it says nothing about the data."""
 
     judge: str  # "quantitative", "vlm", "merged", or "panel" when nothing could be checked
     verdict: Literal["ok", "flag", "not_checked"]
@@ -181,7 +182,8 @@ class Results(Event):
 @dataclass
 class Finished(Event):
     """The run ended. ``status``: solved, failed or stopped; ``reason`` says why in plain words.
-    ``verified``: "yes", "no", "skipped" (the user chose not to re-run) or "not run" (nothing to verify)."""
+    ``verified``: "yes" (re-ran and reproduced the reported numbers), "no" (did not re-run), "not reproduced"
+    (re-ran to other numbers), "skipped" (the user chose not to re-run) or "not run" (nothing to verify)."""
 
     status: Literal["solved", "failed", "stopped"]
     reason: str

@@ -23,18 +23,26 @@ from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judg
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
-from jupyter_medagent.errors import KernelDied, NotebookWriteError
+from jupyter_medagent.agent.vocabulary import prompt_text as metric_keys_text
+from jupyter_medagent.errors import KernelDied, MedagentError, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
-from jupyter_medagent.safety.quoting import quote_untrusted
+from jupyter_medagent.safety.quoting import quote_untrusted, unquote
 from jupyter_medagent.safety.redact import Redactor
+
+
+SOLVED_BECAUSE = {
+    "yes": "the task is done, and the notebook re-ran top to bottom in a fresh kernel to the same numbers",
+    "skipped": "the task is done; the notebook was not re-run to check its numbers (verification was switched off)",
+}
 
 
 def load_system_prompt(tools=()) -> str:
     """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
     prompts = resources.files("jupyter_medagent.prompts")
     skills = [prompts.joinpath("skills", f"{name}.md").read_text().strip() for name in ALL_SKILL_TOOLS if name in tools]
-    return "\n\n".join([prompts.joinpath("system.md").read_text().strip(), *skills]) + "\n"
+    system = prompts.joinpath("system.md").read_text().strip().replace("{metric_keys}", metric_keys_text())
+    return "\n\n".join([system, *skills]) + "\n"
 
 
 class Agent:
@@ -42,11 +50,12 @@ class Agent:
                  budget: Budget | None = None, approver: Approver | None = None, safety: SafetyCheck | None = None,
                  notebook_path=None, reexecute: bool = True, isolation=None, redactor: Redactor | None = None,
                  cell_timeout: float | None = None, on_kernel_death: str = "fail", notices=(), skills: str = "all",
-                 on_live: Callable[[Event], None] | None = None):
+                 on_live: Callable[[Event], None] | None = None, owns_output_dir: bool = False):
         """``isolation`` (a KernelIsolation) decides the verification re-run's kernel; ``redactor`` scrubs
         everything bound for a model or a notebook; ``on_kernel_death``: "fail" or "restart"; ``skills``: which
         skill tools the backend gets (agent/skills.py: none, reference or all); ``on_live`` receives a running
-        cell's live events when the executor runs cells inline (see Toolbox)."""
+        cell's live events when the executor runs cells inline (see Toolbox); ``owns_output_dir``: the task's output
+        folder was made for this run, so it is removed again if the run leaves it empty."""
         self.task, self.backend, self.executor = task, backend, executor
         self.budget = budget or Budget()
         self.draft = DraftNotebook()
@@ -60,8 +69,11 @@ class Agent:
         self.isolation = isolation
         self.on_kernel_death = on_kernel_death
         self.notices = list(notices)
+        self.owns_output_dir = owns_output_dir
         self._reexecution = None  # the verification re-run's kernel manager, while it runs
+        self._reproduction = None  # how the re-run's numbers compare with the reported ones (notebook/reproduce.py)
         self.history: list[Step] = []
+        self.turns = 0  # model replies so far: what the step budget counts
         self.tokens = 0
         self.cost_usd = 0.0
         self._stop = threading.Event()
@@ -101,15 +113,15 @@ class Agent:
             if self.stopped:
                 yield from self._finish("stopped", "stopped by the user")
                 return
-            spent = self.budget.exceeded(len(self.history), time.monotonic() - self._started, self.tokens, self.cost_usd)
+            spent = self.budget.exceeded(self.turns, time.monotonic() - self._started, self.tokens, self.cost_usd)
             if spent:
                 yield from self._finish("failed", spent)
                 return
             view = self.redactor.scrub_view(AgentView(
                 self.task.request, self.task.data_dir, list(tools.schemas.values()), system_prompt,
-                compact_history(self.history), [c.summary() for c in self.draft.cells], len(self.history),
+                compact_history(self.history), [c.summary() for c in self.draft.cells], self.turns,
                 self.budget.max_steps, self.cost_usd, self.budget.max_cost_usd, self.task.output_dir,
-                self.task.relative_paths))
+                self.task.relative_paths, self.tokens, self.budget.max_tokens))
             try:
                 turn = yield from self._ask(view)
             except BudgetExceeded as exc:
@@ -121,24 +133,27 @@ class Agent:
                 return
             if turn is None:  # stopped while the model was still answering
                 continue
+            self.turns += 1
+            tools.turn = self.turns
             yield from self._account(turn.usage)
             # Backends that keep a repair log (the offline planner does) get each new entry shown as it fires.
             for repair in getattr(self.backend, "repairs", [])[repairs_shown:]:
                 yield Repair(repair.get("cell"), repair["rule"], f"{repair['error']} -> {repair['fix']}")
             repairs_shown = len(getattr(self.backend, "repairs", []))
-            if turn.plan:
-                yield Plan(turn.plan, turn.text)
+            if turn.plan:  # a person reads these: without the fences the model reads data in
+                yield Plan(turn.plan, unquote(turn.text))
             elif turn.text:
-                yield Message(turn.text)
+                yield Message(unquote(turn.text))
             if not turn.tool_calls:
                 malformed += 1
                 self.history.append(Step(ToolCall("(none)", {}), Observation(
-                    "Your reply contained no tool call. Act through the tools; call finish when done.", is_error=True)))
+                    "Your reply contained no tool call. Act through the tools; call finish when done.", is_error=True),
+                    self.turns))
             for call in turn.tool_calls:
                 problem = tools.problem_with(call)
                 if problem:
                     malformed += 1
-                    self.history.append(Step(call, Observation(problem, is_error=True)))
+                    self.history.append(Step(call, Observation(problem, is_error=True), self.turns))
                     continue
                 malformed = 0
                 try:
@@ -158,15 +173,17 @@ class Agent:
                         return
                     observation = yield from self._restart_kernel(str(exc))
                 except Exception as exc:  # a tool that breaks (unreadable data) is reported, not raised
+                    # A MedagentError already says, in plain words, which file is at fault and why.
+                    problem = str(exc) if isinstance(exc, MedagentError) else f"{type(exc).__name__}: {exc}"
                     observation = Observation(quote_untrusted(f"{call.name} failed: {type(exc).__name__}: {exc}",
-                                                              "tool error"), is_error=True)
+                                                              "tool error"), data={"problem": problem}, is_error=True)
                 for usage in tools.drain_usage():  # model judges spend tokens too
                     yield from self._account(usage)
-                self.history.append(Step(call, observation))
+                self.history.append(Step(call, observation, self.turns))
                 finish = observation.data.get("finish")
                 if finish:
                     yield from self._finish(finish["status"], finish["summary"] if finish["status"] != "solved"
-                                            else "the agent reports the task solved", summary=finish["summary"])
+                                            else "the task is done", summary=finish["summary"])
                     return
                 if self.stopped:
                     break
@@ -241,14 +258,15 @@ class Agent:
             "model": getattr(self.backend, "model", ""),
             "status": status,
             "reason": reason,
-            "steps": len(self.history),
+            "steps": self.turns,  # model turns (what the step budget counts)
+            "tool_calls": len(self.history),
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
             "seconds": round(time.monotonic() - self._started, 1),
             "cells_written": len(self.draft.cells),
             "cells_kept": len(self.draft.surviving()),
             "cells_skipped_by_user": [c.id for c in self.draft.cells if c.status == "skipped"],
-            "cells_edited_by_user": [c.id for c in self.draft.cells if c.edited_by_user],
+            "cells_edited_by_user": [c.id for c in self.draft.cells if c.user_edits],
             "cell_errors": tools.errors_seen,
             "plan": plan.to_dict() if (plan := getattr(self.backend, "plan", None)) else None,
             "repairs": list(getattr(self.backend, "repairs", [])),
@@ -258,6 +276,7 @@ class Agent:
             "data_dir": self.task.data_dir,
             "reexecuted_ok": reexecuted_ok,
             "verified": verified,
+            "reproduction": self._reproduction.to_dict() if self._reproduction else None,
         }
 
     def _plan_markdown(self) -> str:
@@ -275,6 +294,7 @@ class Agent:
         self._write(nb)
 
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
+        reason, summary = unquote(reason), unquote(summary)  # for people (and the notebook), not for a model
         metrics = dict(self.toolbox.metrics)
         kept = self.draft.surviving()
         reexecuted_ok, verified = None, "not run"
@@ -295,18 +315,36 @@ class Agent:
                         status, reason = "stopped", "stopped by the user during the verification re-run"
                     elif not reexecuted_ok:
                         status, reason = "failed", f"the refined notebook did not re-run on its own: {error}"
+                    else:  # it ran; did it give the numbers the run reports?
+                        self._reproduction = self._compare_rerun(metrics, summary)
+                        if not self._reproduction.reproduced:
+                            verified = "not reproduced"
+                            status, reason = "failed", self._reproduction.reason()
             elif self.draft.cells:
                 self._save_draft(status, reason)  # stopped: keep everything so far, as a partial notebook
             if status == "solved":
                 unmet = self.task.unmet(metrics)
                 if unmet:
                     status, reason = "failed", "the quality bar was not met: " + "; ".join(unmet)
+                else:  # the closing sentence says what "solved" rests on
+                    reason = SOLVED_BECAUSE.get(verified, reason)
             if self.notebook_path.exists():
                 self._stamp(status, reason, reexecuted_ok, verified)
         except NotebookWriteError as exc:
             status, reason = "failed", self._mark_unwritable(status, reason, exc)
+        self._drop_unused_output_folder()
         yield Finished(status, reason, summary, metrics, str(self.notebook_path) if self.notebook_path.exists() else None,
                        reexecuted_ok, headline(metrics), verified)
+
+    def _drop_unused_output_folder(self) -> None:
+        """A run that ended before anything was written there (bad data, a refused request) leaves no empty
+        ``*_files/`` folder beside the notebook."""
+        folder = Path(self.task.output_dir)
+        try:
+            if self.owns_output_dir and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:  # in use or not ours to remove: it stays
+            pass
 
     def _mark_unwritable(self, status: str, reason: str, exc: NotebookWriteError) -> str:
         """The disk is full (or the file too large): mark what is on disk with the smallest notebook that
@@ -375,6 +413,20 @@ class Agent:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["result"]
+
+    def _compare_rerun(self, metrics: dict[str, Any], summary: str):
+        """The re-run's headline numbers against the reported ones, written into the notebook's Results cell."""
+        import nbformat
+
+        from jupyter_medagent.notebook.refine import replace_results, results_markdown
+        from jupyter_medagent.notebook.reproduce import compare, notebook_metrics
+
+        nb = nbformat.read(self.notebook_path, as_version=4)
+        reproduction = compare(metrics, notebook_metrics(nb))
+        verified = "yes" if reproduction.reproduced else "not reproduced"
+        replace_results(nb, results_markdown(metrics, summary, verified, reproduction))
+        self._write(nb)
+        return reproduction
 
     def _stamp(self, status: str, reason: str, reexecuted_ok: bool | None, verified: str) -> None:
         """Final provenance into the notebook's metadata (after re-execution, which rewrote the file)."""

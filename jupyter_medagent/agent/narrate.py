@@ -8,7 +8,8 @@ from jupyter_medagent.agent.events import (
 )
 from jupyter_medagent.agent.headline import headline_text
 
-VERIFIED = {"yes": "re-ran cleanly", "no": "did NOT re-run cleanly", "skipped": "NOT verified: re-run skipped",
+VERIFIED = {"yes": "re-ran and reproduced its numbers", "no": "did NOT re-run cleanly",
+            "not reproduced": "re-ran but did NOT reproduce its numbers", "skipped": "NOT verified: re-run skipped",
             "not run": "not re-run", "not yet": "not re-run yet"}
 
 
@@ -49,5 +50,5 @@ def describe(event: Event) -> str | None:
         return f"[{event.cell_id}] waiting for approval{concerns}"
     if isinstance(event, Finished):
         verified = VERIFIED.get(event.verified, event.verified)
-        return f"Finished: {event.status} — {event.reason}. Notebook: {event.notebook} ({verified})"
+        return f"Finished: {event.status} — {event.reason.rstrip('.')}. Notebook: {event.notebook} ({verified})"
     return None

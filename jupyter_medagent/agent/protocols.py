@@ -89,6 +89,7 @@ class Observation:
 class Step:
     call: ToolCall
     observation: Observation
+    turn: int | None = None  # the model's reply (1-based) that made this call; calls of one reply share it
 
 
 @dataclass
@@ -101,12 +102,14 @@ class AgentView:
     system_prompt: str
     history: list[Step]
     cells: list[dict[str, Any]]  # the draft notebook: id, source, note, status
-    step: int
-    max_steps: int
+    step: int  # turns taken so far: a turn is one model reply, however many tool calls it makes
+    max_steps: int  # the budget in turns (Budget.max_steps)
     cost_usd: float = 0.0  # spent so far, judges included
     max_cost_usd: float | None = None  # a backend refuses a call that could pass it
     output_dir: str | None = None  # the run's own folder: the kernel's working directory, the only writable place
     relative_paths: bool = True  # data paths may be written relative to the notebook (see Task.relative_paths)
+    tokens: int = 0  # spent so far (model and judges)
+    max_tokens: int | None = None
 
 
 @runtime_checkable

@@ -28,16 +28,18 @@ from jupyter_medagent.agent.protocols import (
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.judge.panel import merge_verdicts
+from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
+from jupyter_medagent.toolset import inspection_text
 
 ToolResult = Generator[Event, None, Observation]
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
 Approver = Callable[[str, str, list[str]], tuple[str, str]]
 SafetyCheck = Callable[[str], list[str]]  # code -> reasons it is refused (empty: allowed)
 
-MAX_TEXT = 2000  # characters of a cell's printed output passed back to the backend
+MAX_TEXT = 6000  # characters of a cell's outputs in one tool result; read_output returns the rest
 
 LIST_VARIABLES = """
 import json as _json
@@ -103,12 +105,16 @@ class Toolbox:
         self.schemas = {s["name"]: s for s in load_tool_schemas() if s["name"] not in withheld}
         self.inspection: dict[str, Any] | None = None  # the latest inspect_data result (data card, findings, machine)
         self.metrics: dict[str, Any] = {}
-        self.pending_images: list[bytes] = []
-        self.pending_findings: list[dict[str, Any]] = []
+        self.pending_images: list[bytes] = []  # rendered since the last verdict
+        # Every findings report a cell made, in order: {"cell", "turn", "scope", "findings"}. A report replaces
+        # the earlier ones of its scope ("data", "predictions"): the judge goes on the latest of each.
+        self.reports: list[dict[str, Any]] = []
+        self.turn = 0  # the model's turn now being carried out (set by the loop): findings say when they came
+        self.since_verdict: list[str] = []  # what each cell run since the last verdict gave: an honest "nothing to judge"
+        self.conflicts: list[str] = []  # what the request asserts and the data card contradicts (inspect_data)
         self.verdicts: list[dict[str, Any]] = []
         self.disagreements: list[str] = []
         self.errors_seen = 0
-        self.evidence = 0  # findings reports and images since the last verdict: what a judge can go on
         self._usage: list[TokenUsage] = []
 
     def drain_usage(self) -> list[TokenUsage]:
@@ -126,7 +132,8 @@ class Toolbox:
         missing = [k for k in self.schemas[call.name]["input_schema"].get("required", []) if k not in call.arguments]
         if missing:
             return f"{call.name} is missing required argument(s): {', '.join(missing)}"
-        if call.name in ("edit_cell", "run_cell") and self.draft.get(str(call.arguments["cell_id"])) is None:
+        if call.name in ("edit_cell", "run_cell", "show_cell", "read_output") \
+                and self.draft.get(str(call.arguments["cell_id"])) is None:
             known = ", ".join(c.id for c in self.draft.cells) or "none yet"
             return f"no cell with id {call.arguments['cell_id']!r} (cells: {known})"
         return None
@@ -138,6 +145,7 @@ class Toolbox:
     def tool_inspect_data(self, path: str | None = None) -> ToolResult:
         from jupyter_medagent.imaging.datacard import build_data_card
         from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
+        from jupyter_medagent.plan.intent import request_conflicts
 
         folder = path or self.task.data_dir
         if not folder:
@@ -148,13 +156,12 @@ class Toolbox:
         findings = [f.to_dict() for f in check_dataset(card)]
         convention = dataset_convention(card, findings)
         machine = self._machine()
-        lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
-                 "", f"Quality findings: {len(findings)}"]
-        lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
-        # File names and header fields are the data's words, not the user's: quoted, never obeyed.
-        text = quote_untrusted("\n".join(lines), "data card") + f"\nThe kernel's machine: {machine['describe']}"
+        text = inspection_text(card, findings, convention) + f"\nThe kernel's machine: {machine['describe']}"
+        # What the request asserts and the data contradicts: said once here and again with every verdict.
+        self.conflicts = request_conflicts(self.task.request, card.to_dict(), convention)
+        text += "".join(f"\nRequest and data disagree: {line}" for line in self.conflicts)
         data = {"card": card.to_dict(), "findings": findings, "label_convention": convention,
-                "compute": machine["fingerprint"], "data_dir": folder}
+                "compute": machine["fingerprint"], "data_dir": folder, "conflicts": self.conflicts}
         self.inspection = data
         return Observation(text, data=data)
 
@@ -215,6 +222,40 @@ class Toolbox:
     def tool_run_cell(self, cell_id: str) -> ToolResult:
         return (yield from self._run(self.draft.get(cell_id)))
 
+    def tool_list_cells(self) -> ToolResult:
+        """The notebook as it is now: each cell's id, status, note and size (sources through show_cell)."""
+        yield from ()
+        if not self.draft.cells:
+            return Observation("The notebook has no cells yet.")
+        lines = [f"{c.id} [{c.status}] {c.note} ({len(c.source.splitlines())} lines of code, "
+                 f"{len(outputs_as_text(c.outputs).splitlines())} lines of output)" for c in self.draft.cells]
+        return Observation("Cells, in notebook order (show_cell returns a cell's current source, read_output its "
+                           "output):\n" + "\n".join(lines), data={"cells": [c.id for c in self.draft.cells]})
+
+    def tool_show_cell(self, cell_id: str) -> ToolResult:
+        """A cell's current source (after every edit), with its note and status."""
+        yield from ()
+        cell = self.draft.get(str(cell_id))
+        text = f"cell {cell.id} [{cell.status}]: {cell.note}\n```python\n{cell.source}\n```"
+        return Observation(text, data={"cell_id": cell.id, "source": cell.source})
+
+    def tool_read_output(self, cell_id: str, start: int = 1, end: int | None = None) -> ToolResult:
+        """Lines ``start``..``end`` (1-based, inclusive) of the text of a cell's latest outputs."""
+        yield from ()
+        cell = self.draft.get(str(cell_id))
+        lines = outputs_as_text(cell.outputs).split("\n")
+        try:
+            first, last = max(1, int(start)), min(len(lines), int(end) if end is not None else len(lines))
+        except (TypeError, ValueError):
+            return Observation("start and end must be whole line numbers", is_error=True)
+        if first > last:
+            return Observation(f"cell {cell.id}'s output has {len(lines)} line(s); nothing in {start}-{end}",
+                               is_error=True)
+        shown = cut_lines("\n".join(lines[first - 1:last]), MAX_TEXT, cell_id=cell.id, first_line=first)
+        header = f"cell {cell.id} output, lines {first}-{last} of {len(lines)}"
+        return Observation(header + "\n" + quote_untrusted(shown, f"output of cell {cell.id}"),
+                           data={"cell_id": cell.id, "start": first, "end": last})
+
     def tool_list_variables(self) -> ToolResult:
         yield from ()
         result = self.executor.execute(LIST_VARIABLES, timeout=self.cell_timeout)
@@ -239,17 +280,24 @@ class Toolbox:
         return (yield from self.tool_add_cell(source, note))
 
     def tool_judge(self, context: str = "") -> ToolResult:
-        images, findings = self.pending_images, self.redact_findings(self.pending_findings)
-        evidence, self.evidence = self.evidence, 0
-        self.pending_images, self.pending_findings = [], []
+        images = self.pending_images
+        current, cleared = self.findings_now()
+        findings = self.redact_findings([entry["finding"] for entry in current])
+        origins = {(e["finding"].get("case"), e["finding"].get("kind")): e for e in current}
+        self.pending_images = []
+        since, self.since_verdict = self.since_verdict, []
         context = self.redactor.scrub(context)
-        if not evidence:  # a judge with nothing to go on must not say "ok"
-            reason = ("nothing to judge: no cell reported quality findings or rendered an image since the last "
-                      "verdict (a checking cell was skipped or failed)")
+        if not self.reports and not images:  # a judge with nothing to go on must not say "ok"
+            reason = "nothing to judge: no cell has reported quality findings (display_findings) and no image was " \
+                     "rendered since the last verdict"
+            if since:
+                reason += "; since then: " + ", ".join(since)
             self.verdicts.append({"verdict": "not_checked", "n_images": 0, "n_findings": 0, "judges": {},
-                                  "reason": reason})
+                                  "reason": reason, "turn": self.turn})
             yield Verdict("panel", "not_checked", [], reason=reason)
-            return Observation(f"Verdict: not checked: {reason}.", data={"verdict": "not_checked", "findings": []})
+            text = "\n".join([f"Verdict: not checked: {reason}."] + [f"Request and data disagree: {line}"
+                                                                     for line in self.conflicts])
+            return Observation(text, data={"verdict": "not_checked", "findings": []})
         verdicts: dict[str, JudgeVerdict] = {}
         unavailable = []
         for judge in self.judges:
@@ -259,22 +307,60 @@ class Toolbox:
                 unavailable.append(f"the {judge.name} judge could not answer ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
             self._usage.append(verdicts[judge.name].usage)
-            yield Verdict(judge.name, verdicts[judge.name].verdict, verdicts[judge.name].findings,
-                          confidence=verdicts[judge.name].confidence)
         merged, disagreements = merge_verdicts(verdicts)
+        if skipped and merged.verdict == "ok":  # what the skipped cells would have shown was not looked at
+            reason = (f"cell(s) {', '.join(skipped)} were skipped by you, so what they would have shown was not "
+                      f"looked at; the rest ({len(images)} image(s), {len(findings)} finding(s)) raised nothing")
+            self.verdicts.append({"verdict": "not_checked", "n_images": len(images), "n_findings": 0,
+                                  "judges": {n: v.verdict for n, v in verdicts.items()}, "reason": reason})
+            yield Verdict("panel", "not_checked", [], reason=reason)
+            return Observation(f"Verdict: not checked: {reason}.", data={"verdict": "not_checked", "findings": []})
+        for name, verdict in verdicts.items():
+            yield Verdict(name, verdict.verdict, verdict.findings, confidence=verdict.confidence)
         disagreements += unavailable
         self.disagreements += disagreements
         self.verdicts.append({"verdict": merged.verdict, "n_images": len(images), "n_findings": len(merged.findings),
-                              "judges": {n: v.verdict for n, v in verdicts.items()}})
+                              "judges": {n: v.verdict for n, v in verdicts.items()}, "turn": self.turn,
+                              "cleared": len(cleared)})
         if len(verdicts) > 1:
             yield Verdict("merged", merged.verdict, merged.findings)
-        lines = [f"Verdict: {merged.verdict} ({len(images)} image(s), {len(merged.findings)} finding(s))"]
+        lines = [f"Verdict: {merged.verdict} ({len(images)} new image(s); {len(merged.findings)} finding(s) stand now"
+                 f"{f', {len(cleared)} earlier one(s) cleared by a later check' if cleared else ''})"]
+        if not since and not images:
+            lines.append("No cell ran a check since the last verdict: this is the same state judged again.")
         # Case and label names come from the data; judges' words may quote them: fenced, never obeyed.
-        details = [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" for f in merged.findings]
+        details = [f"- {f.get('case')}: {f.get('kind')}: {f.get('message')}" + _origin(origins.get((f.get("case"), f.get("kind"))))
+                   for f in merged.findings]
+        details += [f"- cleared: {e['finding'].get('case')}: {e['finding'].get('kind')}{_origin(e)}; not found again "
+                    f"by cell {e['cleared_by']} (turn {e['cleared_turn']})" for e in cleared]
         details += [f"Judges: {d}" for d in disagreements]
         if details:
             lines.append(quote_untrusted("\n".join(details), "judge findings"))
-        return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings})
+        lines += [f"Request and data disagree: {line}" for line in self.conflicts]
+        return Observation("\n".join(lines), data={"verdict": merged.verdict, "findings": merged.findings,
+                                                   "cleared": [e["finding"] for e in cleared]})
+
+    def findings_now(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The findings that stand (the latest report of each scope) and those an earlier report of the same
+        scope made that the latest one no longer has (cleared), each as {"finding", "cell", "turn"} (the cell and the
+        model's turn that reported it; a cleared one also "cleared_by", "cleared_turn")."""
+        latest: dict[str, dict[str, Any]] = {}
+        for report in self.reports:
+            latest[report["scope"]] = report
+        current, cleared, seen = [], [], set()
+        for scope, report in latest.items():
+            now = {(f.get("case"), f.get("kind")) for f in report["findings"]}
+            current += [{"finding": f, "cell": report["cell"], "turn": report["turn"]} for f in report["findings"]]
+            for earlier in self.reports:
+                if earlier is report or earlier["scope"] != scope:
+                    continue
+                for f in earlier["findings"]:
+                    key = (scope, f.get("case"), f.get("kind"))
+                    if key[1:] not in now and key not in seen:
+                        seen.add(key)
+                        cleared.append({"finding": f, "cell": earlier["cell"], "turn": earlier["turn"],
+                                        "cleared_by": report["cell"], "cleared_turn": report["turn"]})
+        return current, cleared
 
     def redact_findings(self, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Findings as judges see them: every text field scrubbed (a model judge sends them on)."""
@@ -298,6 +384,7 @@ class Toolbox:
                 raise StopRequested()
             if decision == "skip":
                 cell.status = "skipped"
+                self.since_verdict.append(f"cell {cell.id} was skipped by the user")
                 yield CellSkipped(cell.id)
                 if self.on_cell_done:
                     self.on_cell_done(cell)
@@ -305,13 +392,14 @@ class Toolbox:
                                    "exists", data={"cell_id": cell.id, "skipped": True})
             if decision == "edit" and source != cell.source:
                 cell.source, cell.edited_by_user = source, True
+                cell.user_edits += 1
                 yield CellWritten(cell.id, source, cell.note, replaces=cell.id, by_user=True)
         result = yield from self._execute(cell)
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
         cell.status = "ok" if result.ok else "error"
         self.errors_seen += not result.ok
         yield CellExecuted(cell.id, result.outputs, result.error, result.duration_s)
-        images = self._collect(result)
+        images = self._collect(cell, result)
         for png in images:
             yield Render(cell.id, png, cell.note)
         if self.on_cell_done:
@@ -352,31 +440,32 @@ class Toolbox:
             raise outcome["error"]
         return outcome["result"]
 
-    def _collect(self, result: ExecutionResult) -> list[bytes]:
-        images = []
+    def _collect(self, cell: DraftCell, result: ExecutionResult) -> list[bytes]:
+        images, gave = [], []
         for output in result.outputs:
             data = output.get("data", {})
             if "image/png" in data:
                 images.append(base64.b64decode(data["image/png"]) if isinstance(data["image/png"], str) else data["image/png"])
             if FINDINGS_MIME in data:
-                self.pending_findings += list(data[FINDINGS_MIME].get("findings", []))
-                self.evidence += 1
+                report = data[FINDINGS_MIME]
+                self.reports.append({"cell": cell.id, "turn": self.turn, "scope": str(report.get("scope") or "data"),
+                                     "findings": list(report.get("findings", []))})
+                gave.append(f"{len(self.reports[-1]['findings'])} finding(s)")
             if METRICS_MIME in data:
                 self.metrics.update(data[METRICS_MIME])
+                gave.append("metrics (not a check)")
+        if images:
+            gave.append(f"{len(images)} image(s)")
         self.pending_images += images
-        self.evidence += len(images)
+        self.since_verdict.append(f"cell {cell.id} {'ran' if result.ok else 'FAILED'}"
+                                  f"{' (' + ', '.join(gave) + ')' if gave else ' (no check, no image)'}")
         return images
 
     def _observe(self, cell: DraftCell, result: ExecutionResult, images: list[bytes]) -> Observation:
-        text = "".join(o.get("text", "") for o in result.outputs if o.get("output_type") == "stream")
-        plain = [o["data"]["text/plain"] for o in result.outputs
-                 if "data" in o and "text/plain" in o["data"] and "image/png" not in o["data"]]
-        shown = (text + "\n".join(plain)).strip()
-        if len(shown) > MAX_TEXT:
-            shown = shown[: MAX_TEXT // 2] + "\n...\n" + shown[-MAX_TEXT // 2 :]
+        shown = cut_lines(outputs_as_text(result.outputs).strip(), MAX_TEXT, cell_id=cell.id)
         header = f"cell {cell.id} {'ran' if result.ok else 'FAILED'} in {result.duration_s:.1f} s"
         if images:
-            header += f"; {len(images)} image(s) rendered"
+            header += f"; {len(images)} image(s) rendered, attached to this result"
         parts = [header]
         if shown:
             parts.append(quote_untrusted(shown, f"output of cell {cell.id}"))
@@ -385,4 +474,11 @@ class Toolbox:
             parts.append(quote_untrusted(trace, f"error of cell {cell.id}"))
         data = {"cell_id": cell.id, "ok": result.ok, "error": result.error, "metrics": dict(self.metrics),
                 "n_images": len(images)}
+        if cell.edited_by_user:  # what the user made of the cell: a backend that plans ahead reads its values
+            data.update(edited_by_user=True, source=cell.source)
         return Observation("\n".join(parts), images=images, data=data, is_error=not result.ok)
+
+
+def _origin(entry: dict[str, Any] | None) -> str:
+    """Where a finding came from; a model judge's own findings come from no cell."""
+    return f" [reported by cell {entry['cell']} (turn {entry['turn']})]" if entry else " [the judge's own]"

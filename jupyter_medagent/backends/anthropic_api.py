@@ -11,7 +11,7 @@ import base64
 from typing import Any, Callable
 
 from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
-from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress
+from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress, turn_groups
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.errors import BackendError
 
@@ -36,20 +36,24 @@ class AnthropicBackend:
     def request(self, view: AgentView) -> dict[str, Any]:
         """The Messages API request for this view; cache breakpoints after the tools+system prefix and the data card."""
         messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": opening(view)}]}]
-        for exchange in exchanges(view):
-            if exchange.plain:
+        for group in turn_groups(exchanges(view)):
+            if group[0].plain:
                 messages.append({"role": "assistant", "content": [{"type": "text", "text": NO_CALL}]})
-                messages.append({"role": "user", "content": [{"type": "text", "text": exchange.result}]})
+                messages.append({"role": "user", "content": [{"type": "text", "text": group[0].result}]})
                 continue
+            # One assistant message per turn; each result carries the images its own call made.
             messages.append({"role": "assistant", "content": [
-                {"type": "tool_use", "id": exchange.call.id, "name": exchange.call.name, "input": exchange.call.arguments}]})
-            content: list[dict[str, Any]] = [{"type": "text", "text": exchange.result or "(no output)"}]
-            content += [image_block(png) for png in exchange.images]
-            result = {"type": "tool_result", "tool_use_id": exchange.call.id, "content": content,
-                      "is_error": exchange.is_error}
-            if exchange.call.name == "inspect_data":  # pinned: everything up to the data card is reused
-                result["cache_control"] = CACHE
-            messages.append({"role": "user", "content": [result]})
+                {"type": "tool_use", "id": e.call.id, "name": e.call.name, "input": e.call.arguments} for e in group]})
+            results = []
+            for exchange in group:
+                content: list[dict[str, Any]] = [{"type": "text", "text": exchange.result or "(no output)"}]
+                content += [image_block(png) for png in exchange.images]
+                result = {"type": "tool_result", "tool_use_id": exchange.call.id, "content": content,
+                          "is_error": exchange.is_error}
+                if exchange.call.name == "inspect_data":  # pinned: everything up to the data card is reused
+                    result["cache_control"] = CACHE
+                results.append(result)
+            messages.append({"role": "user", "content": results})
         messages[-1]["content"].append({"type": "text", "text": progress(view)})
         return {"model": self.model, "max_tokens": self.max_tokens, "tools": view.tools, "messages": messages,
                 "system": [{"type": "text", "text": view.system_prompt, "cache_control": CACHE}]}

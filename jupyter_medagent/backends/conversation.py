@@ -2,8 +2,11 @@
 
 The order is chosen for prompt caching: system prompt and tool schemas, then the request,
 then the steps (the pinned data card first among them), and only at the very end what
-changes every turn (step counter, the notebook's cells). Images are downsampled and only
-the most recent ones are sent; raw volumes and DICOM tags never reach a model.
+changes every turn (turn counter, spending, the notebook's cells). The tool calls of one model
+turn are replayed as one assistant message, as the model made them. Images are downsampled and
+travel with the result of the call that made them, in the request right after that turn; later
+requests say they were shown instead of sending them again. Raw volumes and DICOM tags never
+reach a model.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from typing import Any
 
 from jupyter_medagent.agent.protocols import AgentView, ToolCall
 
-IMAGE_STEPS = 2  # steps whose images are still sent (older ones are described in words)
 MAX_IMAGE_SIDE = 768  # px; a montage stays legible and costs ~500 image tokens
 
 
@@ -32,6 +34,7 @@ class Exchange:
     result: str
     images: list[bytes] = field(default_factory=list)  # PNG, downsampled
     is_error: bool = False
+    turn: int | None = None  # calls of one model turn share it
 
     @property
     def plain(self) -> bool:
@@ -49,17 +52,39 @@ def opening(view: AgentView) -> str:
 
 def progress(view: AgentView) -> str:
     cells = ", ".join(f"{c['id']} {c['status']}" for c in view.cells) or "none yet"
-    return f"Step {view.step + 1} of at most {view.max_steps}. Notebook cells: {cells}."
+    tokens = f"{view.tokens:,} tokens" + (f" of {view.max_tokens:,}" if view.max_tokens else "")
+    money = f"${view.cost_usd:.2f}" + (f" of ${view.max_cost_usd:.2f}" if view.max_cost_usd is not None else "")
+    return (f"Turn {view.step + 1} of at most {view.max_steps} (a turn is one reply, however many tool calls it "
+            f"makes). Spent so far: {tokens}, {money}. Notebook cells: {cells}.")
 
 
 def exchanges(view: AgentView) -> list[Exchange]:
-    with_images = [i for i, s in enumerate(view.history) if s.observation.images][-IMAGE_STEPS:]
+    """The history as exchanges; images only with the calls of the latest turn (the model has not seen them yet)."""
+    turns = [s.turn if s.turn is not None else -i for i, s in enumerate(view.history)]
+    latest = turns[-1] if turns else None
     out = []
     for i, step in enumerate(view.history):
         call = step.call if step.call.id else ToolCall(step.call.name, step.call.arguments, f"call_{i}")
-        images = [downsample(png) for png in step.observation.images] if i in with_images else []
-        out.append(Exchange(call, step.observation.text, images, step.observation.is_error))
+        text, images = step.observation.text, []
+        if step.observation.images and turns[i] == latest:
+            images = [downsample(png) for png in step.observation.images]
+        elif step.observation.images:
+            text += f"\n({len(step.observation.images)} image(s) came with this result when it was new; not sent again)"
+        out.append(Exchange(call, text, images, step.observation.is_error, step.turn))
     return out
+
+
+def turn_groups(items: list[Exchange]) -> list[list[Exchange]]:
+    """Consecutive tool calls of one model turn, together (a plain reply stands alone)."""
+    groups: list[list[Exchange]] = []
+    for exchange in items:
+        last = groups[-1][-1] if groups else None
+        if last is not None and not exchange.plain and not last.plain and exchange.turn is not None \
+                and exchange.turn == last.turn:
+            groups[-1].append(exchange)
+        else:
+            groups.append([exchange])
+    return groups
 
 
 def downsample(png: bytes, max_side: int = MAX_IMAGE_SIDE) -> bytes:

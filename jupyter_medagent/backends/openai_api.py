@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,
-                                                    parse_text_tool_call, progress, text_protocol)
+                                                    parse_text_tool_call, progress, text_protocol, turn_groups)
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.errors import BackendError
 
@@ -40,24 +40,30 @@ class OpenAIBackend:
     def request(self, view: AgentView) -> dict[str, Any]:
         system = view.system_prompt if self.native_tools else f"{view.system_prompt}\n\n{text_protocol(view.tools)}"
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": opening(view)}]
-        for exchange in exchanges(view):
-            call = exchange.call
-            if exchange.plain:
+        for group in turn_groups(exchanges(view)):
+            first = group[0]
+            if first.plain:
                 messages.append({"role": "assistant", "content": NO_CALL})
-                messages.append({"role": "user", "content": exchange.result})
-            elif self.native_tools:
+                messages.append({"role": "user", "content": first.result})
+                continue
+            if self.native_tools:  # one assistant message per turn, its calls' results right after it
                 messages.append({"role": "assistant", "content": None, "tool_calls": [{
-                    "id": call.id, "type": "function",
-                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]})
-                messages.append({"role": "tool", "tool_call_id": call.id,
-                                 "content": ("ERROR: " if exchange.is_error else "") + (exchange.result or "(no output)")})
-            else:
-                messages.append({"role": "assistant", "content": "```json\n" + json.dumps(
-                    {"tool": call.name, "arguments": call.arguments}) + "\n```"})
-                messages.append({"role": "user", "content": f"Result of {call.name}"
-                                 f"{' (error)' if exchange.is_error else ''}:\n{exchange.result}"})
-            if exchange.images:  # tool messages cannot carry images: they follow as a user message
-                messages.append({"role": "user", "content": self.image_parts(exchange.images, f"Image(s) from {call.name}")})
+                    "id": e.call.id, "type": "function",
+                    "function": {"name": e.call.name, "arguments": json.dumps(e.call.arguments)}} for e in group]})
+                for e in group:
+                    messages.append({"role": "tool", "tool_call_id": e.call.id,
+                                     "content": ("ERROR: " if e.is_error else "") + (e.result or "(no output)")})
+            else:  # one call per reply in the text protocol (a turn made before a fallback may hold several)
+                for e in group:
+                    messages.append({"role": "assistant", "content": "```json\n" + json.dumps(
+                        {"tool": e.call.name, "arguments": e.call.arguments}) + "\n```"})
+                    messages.append({"role": "user", "content": f"Result of {e.call.name}"
+                                     f"{' (error)' if e.is_error else ''}:\n{e.result}"})
+            # Tool messages cannot carry images: each call's follow its results, named by the call that made them.
+            for e in group:
+                if e.images:
+                    messages.append({"role": "user", "content": self.image_parts(
+                        e.images, f"Image(s) from {e.call.name} (call {e.call.id}): {_first_line(e.result)}")})
         messages.append({"role": "user", "content": progress(view)})
         request = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens}
         if self.native_tools:
@@ -160,3 +166,7 @@ def _json_block(text: str) -> str:
         return match.group(1)
     start, end = text.find("{"), text.rfind("}")
     return text[start:end + 1] if 0 <= start < end else "null"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0][:200]

@@ -35,10 +35,10 @@ def judge_rows(suite: Suite, out: Path, vlm_selectors: list[str], done: set[str]
         for case in card.readable:
             if case.label_path is None:
                 continue
-            base = {"kind": "judge", "suite": suite.name, "set": data.folder_name, "case": case.case_id,
+            base = {"kind": "judge", "suite": suite.name, "set": data.label, "case": case.case_id,
                     "broken": case.case_id in broken, "pitfall": broken.get(case.case_id)}
             for name, judge in judges.items():
-                key = f"judge/{name}/{data.folder_name}/{case.case_id}"
+                key = f"judge/{name}/{data.label}/{case.case_id}"
                 if key in done:
                     continue
                 started = time.monotonic()

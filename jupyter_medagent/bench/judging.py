@@ -15,10 +15,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-# Metric names a criterion reads, first found wins: the offline planner's names, then the ones the system
-# prompt suggests to model backends.
+from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS
+
+# Metric names a criterion reads, first found wins: the one vocabulary the recipes and the system prompt use.
 METRIC_NAMES = {
-    "ef": ("ef_predicted", "ef_measured", "ef_percent"),
+    "ef": EF_ANSWER_KEYS,
     "volumes": ("volumes_ml",),
 }
 
@@ -92,11 +93,33 @@ def volume_error(run: dict[str, Any], truth: dict[str, Any], tolerance_percent: 
     return errors[worst] <= tolerance_percent, f"volume error up to {errors[worst]:.1f}% ({worst})"
 
 
+# Pitfalls that change an answer measured from the label maps themselves (a volume, an EF): a flipped or
+# permuted label has the same voxel count, and an image's intensity scale is not in a label at all; a swapped
+# convention, eroded or empty labels and a wrong header spacing change the number.
+CHANGES_A_LABEL_MEASUREMENT = ("label_convention", "interpolated_labels", "empty_label", "spacing_mismatch",
+                               "stray_labels", "geometry_mismatch")
+
+
 @criterion
-def pitfalls_handled(run: dict[str, Any], truth: dict[str, Any]) -> Verdict:
-    """Every planted pitfall handled: in the run's fix log (a backend that keeps one, like the offline planner),
-    or its case named in a code cell of the refined notebook (a model that fixes or excludes a case names it),
-    unless that cell names nearly every case: a list of them all singles out nothing."""
+def pitfalls_handled(run: dict[str, Any], truth: dict[str, Any], measured_from: str | None = None) -> Verdict:
+    """Every planted pitfall that can change the answer handled: in the run's fix log (a backend that keeps one,
+    like the offline planner), or its case named in a code cell of the refined notebook (a model that fixes or
+    excludes a case names it), unless that cell names nearly every case: a list of them all singles out nothing.
+
+    ``measured_from = "labels"``: the answer is measured from the given label maps, so only the pitfalls in
+    CHANGES_A_LABEL_MEASUREMENT count; the others are named in the verdict as not counted."""
+    if measured_from not in (None, "labels"):
+        raise ValueError(f"pitfalls_handled: measured_from must be 'labels' or absent, not {measured_from!r}")
+    counted = [p for p in truth["pitfalls"] if measured_from is None or p["kind"] in CHANGES_A_LABEL_MEASUREMENT]
+    moot = [f"{p['case']}:{p['kind']}" for p in truth["pitfalls"] if p not in counted]
+    met, what = _pitfalls_handled(run, {**truth, "pitfalls": counted})
+    if moot:
+        what += f"; not counted, they cannot change a measurement from labels: {', '.join(moot[:4])}" + \
+                (f" and {len(moot) - 4} more" if len(moot) > 4 else "")
+    return met, what
+
+
+def _pitfalls_handled(run: dict[str, Any], truth: dict[str, Any]) -> Verdict:
     notebook = run.get("notebook")
     if not notebook or not Path(notebook).exists():
         return False, "no notebook to look for the fixes in"

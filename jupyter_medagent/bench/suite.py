@@ -8,7 +8,9 @@ each judge is scored. A malformed file is refused with an error naming the file 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,11 +35,19 @@ class DataSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def folder_name(self) -> str:
-        """Data sets made alike share a folder: the maker and its parameters name it."""
+    def label(self) -> str:
+        """The maker and its parameters, readable: for reports, never for what a run's backend sees."""
         parts = [self.maker] + [f"{k}-{'_'.join(map(str, v)) if isinstance(v, list) else v}"
                                 for k, v in sorted(self.params.items())]
         return "__".join(parts).replace("/", "_")
+
+    @property
+    def folder_name(self) -> str:
+        """Data sets made alike share a folder, named by a hash of the maker and its parameters: the request
+        a model reads carries the folder's path, and a name like ``pitfalls-orientation_flip`` would tell it
+        what it has to find out from the data."""
+        digest = hashlib.sha256(json.dumps([self.maker, self.params], sort_keys=True).encode()).hexdigest()[:12]
+        return f"data-{digest}"
 
 
 @dataclass

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     run.add_argument("--out", default="medagent.ipynb", help="refined notebook to write (default medagent.ipynb)")
     run.add_argument("--backend", default=None,
                      help="offline (default), anthropic:MODEL or openai:MODEL[@URL]; the config file may set another default")
-    run.add_argument("--max-steps", type=int, default=80)
+    run.add_argument("--max-steps", type=int, default=80,
+                     help="budget in model turns (a reply with several tool calls is one turn; default 80)")
     run.add_argument("--accept", action="append", default=[], metavar="METRIC>=X",
                      help="quality bar, e.g. 'dice_mean>=0.9' or 'ef_abs_error<=3' (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
@@ -126,7 +127,7 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     training = float(metrics.get("training_seconds", 0.0))
     summary = {
         "status": finished.status, "reason": finished.reason, "summary": finished.summary,
-        "steps": len(agent.history), "seconds": round(seconds, 1),
+        "steps": agent.turns, "tool_calls": len(agent.history), "seconds": round(seconds, 1),
         "time_split": {"training_seconds": round(training, 1), "other_seconds": round(seconds - training, 1),
                        "note": "training_seconds counts the agent's own training run; re-execution retrains"},
         "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok, "verified": finished.verified,
@@ -212,7 +213,7 @@ def _report(summary: dict, as_json: bool) -> None:
         print(json.dumps(summary, indent=1, default=str))
         return
     print(f"\nStatus: {summary['status']} ({summary['reason']})")
-    if summary.get("summary"):
+    if summary.get("summary") and summary["summary"] != summary["reason"]:  # a failed run's reason is its summary
         print(summary["summary"])
     split = summary["time_split"]
     print(f"Time: {summary['seconds']} s in all; training {split['training_seconds']} s, everything else "

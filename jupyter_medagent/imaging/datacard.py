@@ -126,6 +126,12 @@ class DataCard:
         return sorted({c.patient_id for c in self.cases} | {c["patient"] for c in self.cines})
 
     def to_dict(self) -> dict:
+        """The card as JSON-ready data (what inspect_data hands the planner).
+
+        Returns:
+            dict with folder, layout, n_cases, n_labelled, n_patients, median_spacing, median_shape, anisotropy,
+            modality, label_values, label_names and the per-case entries.
+        """
         return {
             "folder": self.folder,
             "layout": self.layout,
@@ -149,7 +155,11 @@ class DataCard:
         }
 
     def to_text(self) -> str:
-        """A compact summary for a model: a header, then one line per case."""
+        """A compact summary for a model: a header, then one line per case.
+
+        Returns:
+            the summary as text (what inspect_data shows; print it rather than the card's repr).
+        """
         spacing = " x ".join(f"{s:.2f}" for s in self.median_spacing)
         lines = [
             f"Data folder: {Path(self.folder).name} ({self.layout or 'layout not recognised'}) — {len(self.cases)} cases "
@@ -189,7 +199,11 @@ class DataCard:
         return "\n".join(lines)
 
     def series_lines(self) -> list[str]:
-        """DICOM series grouped by patient and study, with modality and slice count."""
+        """DICOM series grouped by patient and study, with modality and slice count.
+
+        Returns:
+            list of text lines (empty for a folder without DICOM series).
+        """
         lines, last = [], None
         for s in self.series:
             if (s["patient"], s["study"]) != last:
@@ -244,7 +258,14 @@ def _fmt_values(card: CaseCard) -> str:
 
 # --------------------------------------------------------------------------- reading cases
 def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
-    """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG)."""
+    """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG).
+
+    Args:
+        case: one of ``card.cases``.
+
+    Returns:
+        (image Volume, label Volume or None when the case has no label).
+    """
     from jupyter_medagent.imaging.dicom import load_seg
 
     image = load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
@@ -311,7 +332,16 @@ def describe_cine(cine) -> dict[str, Any]:
 
 def build_data_card(folder) -> DataCard:
     """Find and describe every case under ``folder``. Unreadable files become card entries with their error,
-    so one broken file does not hide the rest; a folder without any image is an error."""
+    so one broken file does not hide the rest; a folder without any image is an error.
+
+    Args:
+        folder: the data folder (read-only).
+
+    Returns:
+        DataCard: ``cases`` (CaseCard: case_id, patient_id, image_path, label_path, shape, spacing, ...),
+        ``cines``, ``patients``, ``modality``, ``label_values``, ``label_names``, ``anisotropy``; ``to_text()``
+        summarises it.
+    """
     root = Path(folder)
     found: Discovery = discover(root)
     if not found.entries and not found.cines:

@@ -27,10 +27,16 @@ MEMORY_SHARE = 0.8  # of the free memory one array may take
 
 def load_volume(path, *, frame: int | None = None, files: list[str] | None = None,
                 expect_ndim: int | None = None) -> Volume:
-    """Load a NIfTI/nibabel file (``frame``: one frame of a 4D file), a DICOM file, a DICOM series folder,
-    or the DICOM files of one series (``files``, as the data card lists them).
+    """Load a NIfTI/nibabel file, a DICOM file, a DICOM series folder, or the DICOM files of one series.
 
-    ``expect_ndim=3`` rejects 4D data with an error that says how to pick a frame.
+    Args:
+        path: the file or series folder (a data card's ``image_path`` / ``label_path``).
+        frame: one frame (0-based) of a 4D file; None loads every frame.
+        files: the DICOM files of one series, as the data card lists them (``path`` is then their folder).
+        expect_ndim: 3 rejects 4D data with an error that says how to pick a frame.
+
+    Returns:
+        Volume (``array``, ``affine``; ``spacing`` and ``axcodes`` derived from the affine).
     """
     from jupyter_medagent.imaging import dicom
 
@@ -64,7 +70,15 @@ def read_header(path) -> tuple[tuple[int, ...], np.ndarray, str]:
 
 
 def save_volume(volume: Volume, path) -> Path:
-    """Write a Volume as NIfTI (compressed when the name ends in .gz)."""
+    """Write a Volume as NIfTI (compressed when the name ends in .gz).
+
+    Args:
+        volume: the Volume to write (its affine is kept).
+        path: the file name, inside the run's output folder.
+
+    Returns:
+        the Path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.asarray(volume.array)
@@ -75,7 +89,15 @@ def save_volume(volume: Volume, path) -> Path:
 
 
 def reorient(volume: Volume, axcodes: tuple[str, ...] = ("R", "A", "S")) -> Volume:
-    """Permute/flip voxel axes so they point along ``axcodes``. No interpolation, so labels stay exact."""
+    """Permute/flip voxel axes so they point along ``axcodes``. No interpolation, so labels stay exact.
+
+    Args:
+        volume: the Volume to reorient.
+        axcodes: target orientation, one letter per axis (default ("R", "A", "S")).
+
+    Returns:
+        a new Volume with the array permuted/flipped and the affine to match.
+    """
     target = nib.orientations.axcodes2ornt(axcodes)
     return _apply_ornt(volume, target)
 

@@ -41,6 +41,14 @@ class Montage:
         return self.png
 
     def save(self, path) -> None:
+        """Write the montage's PNG.
+
+        Args:
+            path: file to write (a .png name in the run's output folder).
+
+        Returns:
+            None.
+        """
         with open(path, "wb") as handle:
             handle.write(self.png)
 
@@ -73,6 +81,18 @@ def render_montage(image, label=None, prediction=None, *, spacing=None, title=No
 
     Isotropic data: axial, coronal and sagittal slices through the centre of the labelled region.
     Thick-slice data (anisotropy > 3): up to 8 slices across the labelled range of the thick axis.
+
+    Args:
+        image: a Volume or a 3D array.
+        label: reference label map (Volume or array, the image's grid), drawn solid; None for none.
+        prediction: predicted label map, drawn dashed; None for none.
+        spacing: voxel size in mm when ``image`` is an array (a Volume brings its own).
+        title: the caption above the panels.
+        label_names: {label value: name} for the legend.
+        max_width: the PNG's largest width in pixels.
+
+    Returns:
+        Montage (``png`` bytes, ``width``, ``height``, ``title``); displayed when it is a cell's last value.
     """
     img, affine = _as_array_and_affine(image, spacing)
     ref, _ = _as_array_and_affine(label, spacing)

@@ -47,4 +47,9 @@ class Finding:
             raise ValueError(f"unknown finding kind {self.kind!r}; expected one of {FINDING_KINDS}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as a plain dict.
+
+        Returns:
+            {"case", "kind", "severity", "message", "evidence"}.
+        """
         return asdict(self)

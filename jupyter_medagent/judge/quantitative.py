@@ -34,10 +34,22 @@ def _arr(x) -> np.ndarray:
 
 # --------------------------------------------------------------------------- one pair
 def check_pair(image: Volume, label: Volume, case: str = "", *, convention: str | None = None) -> list[Finding]:
-    """Findings for one image/label pair. ``convention`` ("acdc"/"mnms") enables the cardiac convention check.
+    """Findings for one image/label pair.
 
     A label stored in another orientation of the same voxels (a flip or permutation in the header, whose
     world positions coincide with the image's) is a note, not an error: it is checked on the image's grid.
+
+    Args:
+        image: the image Volume.
+        label: its label Volume.
+        case: the case name the findings carry.
+        convention: "acdc" or "mnms" enables the cardiac label-convention check; None skips it.
+
+    Returns:
+        list of Finding (case, kind, severity "info"/"warning"/"error", message, evidence); evidence keys:
+    orientation_flip {"flip_axis": int, "fit_given", "fit_fixed"}, axis_permutation {"permute": [int, int, int]},
+    label_convention {"mapping": {old value: new value}}; fix_case takes them as they are.
+        Kinds: orientation_flip, axis_permutation, label_convention, spacing_mismatch, geometry_mismatch, interpolated_labels, empty_label, stray_labels, fragmented, aligned_by_reorientation (a note).
     """
     from jupyter_medagent.imaging.io import aligned_to
 
@@ -189,6 +201,12 @@ def detect_convention(label: np.ndarray) -> str | None:
     """'acdc' or 'mnms' when the label looks like a 3-structure cardiac map, else None.
 
     The LV cavity is the structure the myocardium (2) encloses; the RV only touches it.
+
+    Args:
+        label: a label map (array of ints) with values 1, 2, 3.
+
+    Returns:
+        "acdc" (3 is the LV), "mnms" (1 is the LV) or None.
     """
     present = set(np.unique(label).tolist()) - {0}
     if present != {1, 2, 3}:
@@ -215,7 +233,19 @@ def _describe(convention: dict[str, int]) -> str:
 # --------------------------------------------------------------------------- a whole data set
 def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
     """All pairs of a DataCard plus checks across cases (label sets, conventions, intensity scale), and what
-    the layout itself reported (a missing frame, a CSV without a row, a SEG without its series)."""
+    the layout itself reported (a missing frame, a CSV without a row, a SEG without its series).
+
+    Args:
+        card: the DataCard (build_data_card(folder)).
+        convention: "acdc" or "mnms" to check every pair against that convention; None detects each pair's
+            convention and reports the cases that disagree with the rest.
+
+    Returns:
+        list of Finding (case, kind, severity "info"/"warning"/"error", message, evidence); evidence keys:
+    orientation_flip {"flip_axis": int, "fit_given", "fit_fixed"}, axis_permutation {"permute": [int, int, int]},
+    label_convention {"mapping": {old value: new value}}; fix_case takes them as they are.
+        Kinds: those of check_pair plus intensity_scale, damaged_layout and unreadable.
+    """
     from jupyter_medagent.imaging.datacard import load_pair
 
     findings: list[Finding] = list(card.layout_findings)
@@ -308,7 +338,19 @@ def _dataset_intensity(card) -> list[Finding]:
 
 # --------------------------------------------------------------------------- predictions
 def check_prediction(prediction, case: str = "", *, image=None, convention: str = "acdc") -> list[Finding]:
-    """Anatomical plausibility of a cardiac prediction (slice-wise for thick-slice stacks)."""
+    """Anatomical plausibility of a cardiac prediction (slice-wise for thick-slice stacks).
+
+    Args:
+        prediction: the predicted label map (array of ints).
+        case: the case name the findings carry.
+        image: accepted for symmetry with check_pair; the checks read the label map alone.
+        convention: the label convention of ``prediction``: "acdc" (1 RV, 2 myocardium, 3 LV) or "mnms"
+            (1 LV, 2 myocardium, 3 RV).
+
+    Returns:
+        list of Finding of kinds missing_structure, fragmented and implausible_anatomy (report them with
+        display_findings(..., scope="predictions")).
+    """
     pred = np.rint(_arr(prediction)).astype(np.int16)
     names = CONVENTIONS[convention]
     findings = []
@@ -340,7 +382,14 @@ def check_prediction(prediction, case: str = "", *, image=None, convention: str 
 
 # --------------------------------------------------------------------------- reporting
 def verdict_of(findings) -> str:
-    """'flag' when any finding is a warning or an error, else 'ok'."""
+    """'flag' when any finding is a warning or an error, else 'ok'.
+
+    Args:
+        findings: Finding objects or their dicts.
+
+    Returns:
+        "flag" or "ok".
+    """
     return "flag" if any(_get(f, "severity") in ("warning", "error") for f in findings) else "ok"
 
 
@@ -362,10 +411,22 @@ def findings_table_html(findings) -> str:
             f"<th>severity</th><th>what is wrong</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def display_findings(findings) -> None:
-    """Show findings as a table and hand them to the agent loop through FINDINGS_MIME."""
+def display_findings(findings, scope: str = "data") -> None:
+    """Show findings as a table and hand them to the agent loop (and its judge) through FINDINGS_MIME.
+
+    Args:
+        findings: Finding objects or dicts with ``case``, ``kind`` (one of FINDING_KINDS), ``severity``
+            ("info", "warning" or "error"), ``message`` and optional ``evidence``.
+        scope: what was checked: "data" (images and labels, check_dataset/check_pair) or "predictions"
+            (check_prediction). A report replaces the earlier report of its scope: the judge goes on the
+            latest one, and earlier findings it no longer lists count as cleared. So report everything that
+            is still wrong in that scope, and an empty list when nothing is.
+
+    Returns:
+        None; the table is displayed.
+    """
     from IPython.display import display
 
     dicts = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
     display({"text/html": findings_table_html(dicts), "text/plain": f"{len(dicts)} finding(s)",
-             FINDINGS_MIME: {"findings": dicts}}, raw=True)
+             FINDINGS_MIME: {"findings": dicts, "scope": scope}}, raw=True)

@@ -15,7 +15,8 @@ class DraftCell:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     revisions: int = 0  # how many times an edit replaced the code
     duration_s: float = 0.0
-    edited_by_user: bool = False  # changed at the approval prompt before it ran
+    edited_by_user: bool = False  # the current code is the user's: changed at the approval prompt before it ran
+    user_edits: int = 0  # how often the user changed it at the approval prompt (kept when the agent rewrites it)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "note": self.note, "status": self.status, "revisions": self.revisions,

@@ -61,6 +61,9 @@ def _note(cell: DraftCell) -> str:
     marks = []
     if cell.edited_by_user:
         marks.append("*Edited by you before it ran.*")
+    elif cell.user_edits:
+        marks.append("*You edited an earlier version of this cell before it ran; the agent changed it again since "
+                     "(see the plan's \"changed while running\").*")
     if cell.status == "skipped":
         marks.append("**Skipped by you: this cell was not run**, so nothing after it can rely on what it would have "
                      "made. Its code, for reference:\n\n```python\n" + cell.source + "\n```")
@@ -79,6 +82,8 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
               "the notebook re-runs top to bottom on its own.*")
+    if not partial and summary:  # the answer first; the Results at the end hold every number and the check
+        intro += f"\n\n**In short:** {summary} (Details, and whether a re-run reproduced them: Results, at the end.)"
     nb.cells.append(new_markdown_cell(intro))
     if plan_markdown:
         nb.cells.append(new_markdown_cell(plan_markdown))
@@ -87,9 +92,22 @@ def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, An
         if cell.status != "skipped":
             nb.cells.append(_code_cell(cell, with_outputs=True))
     if not partial:
-        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary, verified)))
+        nb.cells.append(new_markdown_cell(results_markdown(metrics, summary, verified),
+                                          metadata=copy.deepcopy(RESULTS_MARK)))
     nb.metadata["medagent"] = provenance
     return nb
+
+
+RESULTS_MARK = {"medagent": {"results": True}}  # the Results cell, rewritten once the re-run's numbers are compared
+
+
+def replace_results(nb: nbformat.NotebookNode, markdown: str) -> None:
+    """Put ``markdown`` into the notebook's Results cell."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.get("metadata", {}).get("medagent", {}).get("results"):
+            cell.source = markdown
+            return
+    nb.cells.append(new_markdown_cell(markdown, metadata=copy.deepcopy(RESULTS_MARK)))
 
 
 def _title(request: str) -> str:
@@ -101,13 +119,18 @@ NOT_VERIFIED = ("**Not verified:** this notebook was not re-run top to bottom af
                 "skip that). Run all cells to check that it reproduces these results.")
 
 
-def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet") -> str:
+def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet", reproduction=None) -> str:
+    """``reproduction`` (notebook.reproduce.Reproduction): how the re-run's numbers compare with these."""
     from jupyter_medagent.agent.headline import headline, headline_text
     from jupyter_medagent.pipelines.report import markdown_table
 
     lines = ["## Results", ""]
     if verified == "skipped":
         lines += [NOT_VERIFIED, ""]
+    if reproduction is not None:
+        lines += [reproduction.markdown(), ""]
+    if reproduction is not None and not reproduction.reproduced:
+        lines += ["What the run reported (not reproduced):", ""]
     if summary:
         lines += [summary, ""]
     shown = headline_text(headline(metrics))
@@ -115,8 +138,25 @@ def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not
         lines += [shown, ""]
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if scalars:
-        lines += ["All measures:", "", markdown_table([[k, f"{v:.4g}"] for k, v in scalars.items()], ["measure", "value"])]
+        lines += ["All measures:", "", markdown_table([[measure_label(k), f"{v:.4g}"] for k, v in scalars.items()],
+                                                      ["measure", "value"])]
     return "\n".join(lines)
+
+
+WORDS = {"dice": "Dice", "hd95": "HD95", "ef": "EF", "edv": "EDV", "esv": "ESV", "sv": "SV", "abs": "absolute",
+         "lv": "LV", "rv": "RV", "myo": "MYO"}
+NAMED = {"dice_mean": "mean Dice", "ef_abs_error": "EF error (points)"}
+UNITS = {"mm": "(mm)", "ml": "(mL)", "seconds": "(s)", "s": "(s)", "percent": "(%)", "g": "(g)"}
+
+
+def measure_label(key: str) -> str:
+    """A metric's key as a reader says it: ``hd95_RV_mm`` is "HD95 RV (mm)", ``training_seconds`` "training (s)"."""
+    if key in NAMED:
+        return NAMED[key]
+    parts = key.split("_")
+    unit = UNITS.get(parts[-1].lower()) if len(parts) > 1 else None
+    words = [WORDS.get(p.lower(), p) for p in (parts[:-1] if unit else parts)]
+    return " ".join(words + ([unit] if unit else []))
 
 
 def write_notebook(nb: nbformat.NotebookNode, path) -> Path:

@@ -1,14 +1,18 @@
 """The MedAgent persona for Jupyter AI 3's chat (entry point ``jupyter_ai.personas``).
 
-Coded against jupyter-ai-persona-manager 0.2.2. A chat message such as
-``@MedAgent segment the LV, myocardium and RV --data cine/`` starts the same server-side run the
-sidebar starts (``server/runs.py``), isolated: in a sandboxed kernel of its own next to the chat
-file, and streams one line per event into the chat; the refined notebook is linked at the end.
+Works with jupyter-ai-persona-manager 0.2.2 and 0.3.0 (Jupyter AI 3.2): both construct a persona as
+``Persona(parent=manager, chat=chat, ...)`` and call ``process_message`` and, for the chat's Stop button,
+``cancel_response``. A chat message such as ``@MedAgent segment the LV, myocardium and RV --data cine/``
+starts the same server-side run the sidebar starts (``server/runs.py``), isolated: in a sandboxed kernel of
+its own next to the chat file, and streams one line per event into the chat (training progress every
+``PROGRESS_EVERY_S``); the refined notebook is linked at the end. The run works in a thread of its own;
+this coroutine sleeps until the run has news, so the server's event loop stays free.
 """
 
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 from typing import AsyncIterator
 from urllib.parse import quote
@@ -19,6 +23,7 @@ from jupyterlab_chat.models import Message
 from jupyter_medagent.agent.narrate import describe
 
 FINDINGS_SHOWN = 8  # per verdict in the chat; the notebook has them all
+PROGRESS_EVERY_S = 20.0  # a training's progress line in the chat at most this often (and when it ends)
 
 AVATAR = Path(__file__).parent / "avatar.svg"
 USAGE = ("Ask me for an imaging pipeline and name the data folder, e.g. `@MedAgent segment the LV, myocardium "
@@ -64,25 +69,44 @@ class MedAgentPersona(BasePersona):
             return
         serverapp, runs = self._runs()
         chat = Path(self.get_chat_path(relative=True))
+        spec = RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
+                          options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True)
         try:
-            run, _ = runs.start(RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
-                                        options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True))
+            run, _ = runs.start(spec)
         except (RunError, ValueError) as exc:
             self.send_message(f"I could not start: {exc}")
             return
-        await self.stream_message(self._narrate(runs, run, serverapp.base_url))
+        self._run = run
+        try:
+            await self.stream_message(self._narrate(runs, run, serverapp.base_url))
+        finally:  # the reply was cancelled (chat closed, server stopping): the run does not go on unseen
+            if not run.done:
+                run.stop()
+            self._run = None
+
+    async def cancel_response(self) -> None:
+        """The chat's Stop button: the run stops (its cell is interrupted) and the chat says so."""
+        run = getattr(self, "_run", None)
+        if run is not None and not run.done:
+            run.stop()
 
     async def _narrate(self, runs, run, base_url: str) -> AsyncIterator[str]:
-        shown = 0
-        while True:
-            await runs.wait_for(run, shown - 1, 10.0)
+        seen = shown = 0
+        progress_at = 0.0
+        while not (run.done and seen >= len(run.events)):
+            await runs.wait_for(run, seen, 30.0)
+            seen = len(run.events)
             for event in run.objects[shown:]:
+                if event.kind == "progress":
+                    if event.done < event.total and time.monotonic() - progress_at < PROGRESS_EVERY_S:
+                        continue
+                    progress_at = time.monotonic()
                 text = chat_text(event, runs.root, base_url)
                 if text:
                     yield text + "\n\n"
             shown = len(run.objects)
-            if run.done and shown >= len(run.objects):
-                return
+        if not any(event.kind == "finished" for event in run.objects):  # the run's thread itself failed
+            yield f"**Finished: {run.status}** — {run.events[-1].get('reason', 'the run ended')}\n\n"
 
 
 def chat_text(event, root: Path, base_url: str) -> str | None:
@@ -90,7 +114,7 @@ def chat_text(event, root: Path, base_url: str) -> str | None:
     as a link that opens it in JupyterLab."""
     from jupyter_medagent.server.runs import api_path as server_path
 
-    if event.kind in ("usage", "message_delta", "cell_output", "progress"):
+    if event.kind in ("usage", "message_delta", "cell_output"):
         return None
     line = describe(event)
     if event.kind == "verdict" and event.findings:

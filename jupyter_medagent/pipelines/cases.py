@@ -43,7 +43,14 @@ class Case:
 
 def load_cases(card: DataCard) -> dict[str, Case]:
     """Every readable case of the data card, as stored (not yet reoriented); a label stored in another
-    orientation of the same voxels is put on its image's grid first (losslessly), as the checks saw it."""
+    orientation of the same voxels is put on its image's grid first (losslessly), as the checks saw it.
+
+    Args:
+        card: the DataCard.
+
+    Returns:
+        {case id: Case} (case_id, patient, image Volume, label Volume or None, excluded_label, group, phase).
+    """
     cases = {}
     for c in card.readable:
         image, label = load_pair(c)
@@ -54,7 +61,21 @@ def load_cases(card: DataCard) -> dict[str, Case]:
 
 
 def fix_case(case: Case, kind: str, evidence: dict) -> str:
-    """Apply the fix for one finding in place; returns what was done, for the fix table."""
+    """Apply the fix for one finding to ``case`` in place.
+
+    Args:
+        case: the Case (from load_cases) the finding names.
+        kind: the finding's kind. Repaired: orientation_flip (evidence "flip_axis"), axis_permutation
+            ("permute"), label_convention ("mapping": {old: new}), spacing_mismatch (the label takes the
+            image's affine). Kept as it is: intensity_scale (per-image normalisation removes it). Dropped,
+            not repaired: interpolated_labels, empty_label, stray_labels, geometry_mismatch and exclude set
+            ``case.label`` to None and record why in ``case.excluded_label`` (the image is still segmented,
+            so the patient still gets a measurement from the network).
+        evidence: the finding's evidence dict, as check_pair/check_dataset reported it.
+
+    Returns:
+        what was done, in words, for the fix table; ValueError for a kind with no known fix.
+    """
     label = case.label
     if kind == "orientation_flip":
         label.array = np.flip(label.array, axis=int(evidence["flip_axis"])).copy()
@@ -76,7 +97,15 @@ def fix_case(case: Case, kind: str, evidence: dict) -> str:
 
 
 def reorient_cases(cases: dict[str, Case], axcodes=("R", "A", "S")) -> None:
-    """Bring every image and label to one orientation (voxel axes permuted/flipped, never interpolated)."""
+    """Bring every image and label to one orientation (voxel axes permuted/flipped, never interpolated).
+
+    Args:
+        cases: {case id: Case}, changed in place.
+        axcodes: the target orientation (default ("R", "A", "S")).
+
+    Returns:
+        None; labels are rounded to integers after reorientation.
+    """
     for case in cases.values():
         case.image = reorient(case.image, axcodes)
         if case.label is not None:
@@ -85,7 +114,16 @@ def reorient_cases(cases: dict[str, Case], axcodes=("R", "A", "S")) -> None:
 
 
 def patient_split(patients: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split patients (never frames or slices) into training and held-out test sets."""
+    """Split patients (never frames or slices) into training and held-out test sets.
+
+    Args:
+        patients: patient ids (card.patients).
+        test_fraction: share of patients held out (at least one).
+        seed: random seed; the same seed gives the same split.
+
+    Returns:
+        (training patients, test patients), each sorted.
+    """
     order = np.random.default_rng(seed).permutation(sorted(patients))
     n_test = max(1, round(len(order) * test_fraction))
     return sorted(order[n_test:].tolist()), sorted(order[:n_test].tolist())

@@ -37,7 +37,23 @@ class CineResult:
 
 def segment_cine(model, cine: dict, normalise: Transform, patch, *, lv: int, myo: int, device="cpu", amp=False,
                  metadata: dict | None = None) -> CineResult:
-    """Segment every frame of ``cine`` (a data-card cine entry) and read the LV volume curve."""
+    """Segment every frame of ``cine`` (a data-card cine entry) and read the LV volume curve.
+
+    Args:
+        model: the trained network.
+        cine: a data card's cine entry ({"patient", "path", "frames", "ed", "es"}).
+        normalise: the normalisation transform used in training.
+        patch: the training patch size (2 entries: slice by slice, 3: whole volume).
+        lv: the LV cavity's label value in the network's output.
+        myo: the myocardium's label value.
+        device: "cpu" or "cuda".
+        amp: bfloat16 autocast on the device.
+        metadata: the patient's Info (Height, Weight) for BSA-indexed measures.
+
+    Returns:
+        CineResult (patient, lv_ml and myo_ml per frame, ed and es frames, stated_ed/stated_es, measures as
+        clinical_measures returns them).
+    """
     lv_ml, myo_ml = [], []
     whole = load_volume(cine["path"])  # one patient's cine at a time; decompressing frame by frame would cost more
     for frame in range(cine["frames"]):
@@ -54,7 +70,14 @@ def segment_cine(model, cine: dict, normalise: Transform, patch, *, lv: int, myo
 
 
 def plot_volume_curves(results: list[CineResult]):
-    """LV volume over the cardiac cycle, one line per patient, ED and ES marked (a matplotlib figure)."""
+    """LV volume over the cardiac cycle, one line per patient, ED and ES marked (a matplotlib figure).
+
+    Args:
+        results: CineResult objects from segment_cine.
+
+    Returns:
+        the matplotlib Figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))

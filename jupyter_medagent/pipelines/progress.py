@@ -25,7 +25,15 @@ class LoopProgress:
         self._handle = display(self._bundle(0, {}), display_id=True, raw=True)
 
     def update(self, done: int, **postfix: float) -> None:
-        """Shown at most once every ``every_s`` seconds, and always at the end."""
+        """Show progress: at most once every ``every_s`` seconds, and always at the end.
+
+        Args:
+            done: iterations finished so far (of ``total``).
+            postfix: named numbers to show beside the bar (loss=0.31).
+
+        Returns:
+            None.
+        """
         now = time.perf_counter()
         if now - self._shown_at >= self.every_s or done >= self.total:
             self._shown_at = now

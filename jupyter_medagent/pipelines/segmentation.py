@@ -18,7 +18,15 @@ Transform = Callable[[np.ndarray], np.ndarray]  # a MONAI array transform on a c
 
 
 def normalised(image: np.ndarray, normalise: Transform) -> np.ndarray:
-    """A whole volume through the notebook's normalisation, channel first: (1, X, Y, Z)."""
+    """A whole volume through the notebook's normalisation, channel first.
+
+    Args:
+        image: the volume's array (X, Y, Z).
+        normalise: the MONAI array transform (channel first).
+
+    Returns:
+        float32 array of shape (1, X, Y, Z).
+    """
     return np.asarray(normalise(np.asarray(image, dtype=np.float32)[None]), dtype=np.float32)
 
 
@@ -26,6 +34,13 @@ def slice_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.nd
     """One {"image", "label"} item per short-axis slice, channel first, for MONAI dictionary transforms.
 
     Each volume is normalised as a whole before it is sliced, so all slices of a volume share one scale.
+
+    Args:
+        cases: Cases with labels (a case without a label cannot train).
+        normalise: the MONAI array transform (channel first).
+
+    Returns:
+        list of {"image": (1, X, Y) float32, "label": (1, X, Y) int64}.
     """
     items = []
     for case in cases:
@@ -36,13 +51,30 @@ def slice_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.nd
 
 
 def volume_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.ndarray]]:
-    """One {"image", "label"} item per volume, channel first, for 3D training."""
+    """One {"image", "label"} item per volume, channel first, for 3D training.
+
+    Args:
+        cases: Cases with labels.
+        normalise: the MONAI array transform (channel first).
+
+    Returns:
+        list of {"image": (1, X, Y, Z) float32, "label": (1, X, Y, Z) int64}.
+    """
     return [{"image": normalised(c.image.array, normalise), "label": np.rint(c.label.array).astype(np.int64)[None]}
             for c in cases]
 
 
 def foreground_percentiles(cases: list[Case], percentiles=(0.5, 99.5), max_samples: int = 1_000_000) -> tuple[float, ...]:
-    """Intensity percentiles inside the labelled structures of ``cases`` (nnU-Net's CT window)."""
+    """Intensity percentiles inside the labelled structures of ``cases`` (nnU-Net's CT window).
+
+    Args:
+        cases: Cases with labels.
+        percentiles: the percentiles to return (default (0.5, 99.5)).
+        max_samples: foreground voxels sampled at most (for speed).
+
+    Returns:
+        tuple of intensities, one per percentile.
+    """
     values = np.concatenate([np.asarray(c.image.array)[np.asarray(c.label.array) > 0].ravel() for c in cases
                              if c.label is not None])
     if values.size == 0:
@@ -58,6 +90,18 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, normalise: Transfo
     the training patch (slice by slice for a 2D patch, over the whole volume for a 3D one), on ``device``.
 
     Volumes larger than the patch are covered by overlapping windows; smaller ones are padded and cropped back.
+
+    Args:
+        model: the trained network.
+        image: the volume's array (X, Y, Z).
+        normalise: the normalisation transform used in training.
+        patch: the training patch size (2 entries: slice by slice, 3: whole volume).
+        device: "cpu" or "cuda".
+        amp: bfloat16 autocast on the device.
+        batch: slices per forward pass (2D patch).
+
+    Returns:
+        int16 label map of ``image``'s shape.
     """
     from monai.inferers import sliding_window_inference
 
@@ -79,7 +123,15 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, normalise: Transfo
 
 
 def keep_largest_component(label: np.ndarray, values) -> np.ndarray:
-    """Keep only the largest 3D connected piece of each label value; stray fragments become background."""
+    """Keep only the largest 3D connected piece of each label value; stray fragments become background.
+
+    Args:
+        label: label map (array of ints).
+        values: the label values to clean.
+
+    Returns:
+        a cleaned copy of ``label``.
+    """
     from scipy import ndimage
 
     out = label.copy()

@@ -9,6 +9,7 @@ stored in the notebook's provenance, executed by the offline backend, and offere
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -145,6 +146,20 @@ class Plan:
             self.training.workers = t.workers  # a repair may have taken the workers away
         self.params.update(training_params(self.training))
 
+    def adopt_user_edit(self, step: Step, source: str) -> str | None:
+        """The user changed ``step``'s code at the approval prompt and ran it: the plan takes the values the edited
+        cell sets (the training length), so later repairs start from them. What changed, or None."""
+        if step.name != "train" or not self.training:
+            return None
+        found = re.search(r"^STEPS\s*=\s*(\d+)\s*(#.*)?$", source, re.M)
+        if not found or int(found.group(1)) == self.training.steps:
+            return None
+        steps = int(found.group(1))
+        change = f"training length set to {steps} steps by you (the plan had {self.training.steps})"
+        self.retrain(steps=steps, batch_size=self.training.batch_size, patch=self.training.patch)
+        self.adjustments.append(change)
+        return change
+
     def shrink_for_memory(self) -> tuple[str, list[str]] | None:
         """After an out-of-memory error: a smaller batch, then a smaller patch, then the CPU.
 
@@ -223,6 +238,8 @@ def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint,
     fixes, plan.fixes = fix_entries(list(findings))
     plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
                    "test_fraction": preferences.test_fraction, "postprocess": "",
+                   "request_modality": (f"\nif not card.stated_modality:  # the files do not say; the request does"
+                                        f"\n    card.stated_modality = {intent.modality!r}" if intent.modality else ""),
                    "device": "torch.device(COMPUTE.device)",
                    "amp": 'COMPUTE.bf16 and DEVICE.type == "cuda"  # bf16 autocast where the GPU computes it natively'}
     recipe.build(plan, card, intent, convention)

@@ -14,3 +14,11 @@ def quote_untrusted(text: str, source: str) -> str:
     # A fence tag inside the text is defused (a zero-width space after "<") so the block cannot be ended from within.
     body = FENCE_TAG.sub(lambda m: "<\u200b" + m.group(0)[1:], text)
     return f'<{FENCE} source="{source}">\n{body}\n</{FENCE}>'
+
+
+QUOTE_MARKS = re.compile(rf'<{FENCE} source="[^"\n]*">\n?|\n?</{FENCE}>')
+
+
+def unquote(text: str) -> str:
+    """Text for a person: the fences a model needs taken out, what they held kept (a defused tag stays defused)."""
+    return QUOTE_MARKS.sub("", text)

@@ -99,7 +99,7 @@ class Redactor:
 
         history = [Step(ToolCall(s.call.name, deep(s.call.arguments), s.call.id),
                         Observation(self.scrub(s.observation.text), s.observation.images, s.observation.data,
-                                    s.observation.is_error)) for s in view.history]
+                                    s.observation.is_error), s.turn) for s in view.history]
         return replace(view, task=self.scrub(view.task), data_dir=deep(view.data_dir), output_dir=deep(view.output_dir),
                        history=history, cells=deep(view.cells))
 

@@ -89,7 +89,7 @@ class EventsHandler(MedagentHandler):
         except ValueError:
             return self.fail(RunError(400, "after and wait must be numbers"))
         if wait > 0:
-            await self.runs.wait_for(run, after - 1, wait)
+            await self.runs.wait_for(run, after, wait)
         events = run.events[after:]
         self.finish(json.dumps({"events": events, "next": after + len(events),
                                 "done": run.done and after + len(events) >= len(run.events), "status": run.status}))
@@ -109,7 +109,7 @@ class StreamHandler(MedagentHandler):
         self.set_header("Cache-Control", "no-cache")
         try:
             while True:
-                await self.runs.wait_for(run, sent - 1, 15.0)
+                await self.runs.wait_for(run, sent, 15.0)
                 for event in run.events[sent:]:
                     self.write(f"id: {event['seq']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n")
                     sent += 1

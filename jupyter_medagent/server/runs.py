@@ -164,6 +164,7 @@ class Run:
         return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
                 "request": self.spec.request, "data_dir": self.spec.data_dir, "started": self.started,
                 "status": self.status, "events": len(self.events), "mode": self.spec.mode, "isolated": self.spec.isolated,
+                "backend": self.spec.backend, "verify": self.spec.verify,
                 "notebook": api_path(notebook, root) if notebook else None,
                 "pending_approval": self.pending_approval}
 
@@ -174,14 +175,12 @@ class RunManager:
         self.kernels = kernel_manager
         self.loop = loop
         self.runs: dict[str, Run] = {}
-        self._tick: asyncio.Event | None = None
+        self._waiters: set[asyncio.Event] = set()  # one per coroutine in wait_for, set when any run changes
 
     def bind_loop(self) -> None:
         """Called from the server's coroutines: worker threads wake waiters through this loop."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        if self._tick is None:
-            self._tick = asyncio.Event()
 
     # ------------------------------------------------------------------ start
     def start(self, spec: RunRequest) -> tuple[Run, bool]:
@@ -245,22 +244,33 @@ class RunManager:
 
     # ------------------------------------------------------------------ waiting (server's event loop)
     def _wake(self) -> None:
-        if self.loop is not None and self._tick is not None:
-            self.loop.call_soon_threadsafe(self._tick.set)
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._wake_waiters)
 
-    async def wait_for(self, run: Run, after: int, timeout: float) -> None:
-        """Until the run has events past ``after``, is done, or ``timeout`` passes."""
+    def _wake_waiters(self) -> None:
+        for changed in self._waiters:
+            changed.set()
+
+    async def wait_for(self, run: Run, seen: int, timeout: float) -> None:
+        """Until the run has more than ``seen`` events, is done, or ``timeout`` passes: asleep in between, so
+        a long run costs the server's event loop nothing."""
         self.bind_loop()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(run.events) <= after and not run.done:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return
-            self._tick.clear()
-            try:
-                await asyncio.wait_for(self._tick.wait(), min(remaining, 1.0))
-            except asyncio.TimeoutError:
-                pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        changed = asyncio.Event()
+        self._waiters.add(changed)
+        try:
+            while len(run.events) <= seen and not run.done:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                changed.clear()  # checked and cleared on the loop's thread: no wake-up is lost in between
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return
+        finally:
+            self._waiters.discard(changed)
 
     def _interrupt(self, kernel_id: str) -> None:
         """Interrupt through the server's kernel manager (its call may be a coroutine)."""

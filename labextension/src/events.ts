@@ -27,6 +27,10 @@ export interface IRunSummary {
   notebook_path: string;
   request: string;
   data_dir: string | null;
+  backend: string | null;
+  mode: string;
+  isolated: boolean;
+  verify: boolean;
   status: string;
   notebook: string | null;
 }

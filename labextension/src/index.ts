@@ -36,6 +36,7 @@ function listenToMagic(tracker: INotebookTracker, hub: RunHub): void {
     kernel?.registerCommTarget(COMM_TARGET, (comm: Kernel.IComm, open: KernelMessage.ICommOpenMsg) => {
       const runId = String((open.content.data as any).run_id);
       const channel = hub.channel(runId);
+      channel.followed = true;
       const mirror = new NotebookMirror(panel.content, runId, () => magicCellIndex(panel, runId));
       comm.onMsg = (msg: KernelMessage.ICommMsgMsg) => {
         const event = (msg.content.data as any).event;

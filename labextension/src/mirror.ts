@@ -10,6 +10,8 @@ export const SKIPPED_CELL_CLASS = 'jp-MedAgent-skippedCell';
 export const EDITED_CELL_CLASS = 'jp-MedAgent-editedCell';
 
 const SKIPPED_OUTPUT = { output_type: 'stream', name: 'stdout', text: 'Skipped by you: this cell was not run.\n' };
+const STOPPED_OUTPUT = { output_type: 'stream', name: 'stdout', text: 'Stopped by you while it ran.\n' };
+export const STALE_CELL_CLASS = 'jp-MedAgent-staleCell';
 
 // Marks for a cell from its metadata: what the agent wrote keeps its blue edge after a reload.
 export function markCell(cell: Cell): void {
@@ -25,8 +27,22 @@ export function markAgentCells(notebook: Notebook): void {
   notebook.widgets.forEach(markCell);
 }
 
+// The index of the last cell any agent run wrote into the notebook, or -1.
+export function lastAgentCellIndex(notebook: Notebook): number {
+  for (let index = notebook.widgets.length - 1; index >= 0; index--) {
+    const meta = notebook.widgets[index].model.getMetadata('medagent') as any;
+    if (meta && meta.written_by === 'agent') {
+      return index;
+    }
+  }
+  return -1;
+}
+
 export class NotebookMirror {
   private lastIndex: number | null = null;
+  // The agent's newest code for a cell, held back until it runs: in approve mode the user may still edit or skip
+  // it, and the notebook shows only what the user let run.
+  private pending: { cellId: string; source: string } | null = null;
 
   // `anchor` gives the index of the cell the run's cells go below (the magic's own cell), or -1.
   constructor(
@@ -36,6 +52,25 @@ export class NotebookMirror {
   ) {}
 
   apply(event: { kind: string; [key: string]: any }): void {
+    if (event.kind === 'cell_written' && !event.by_user) {
+      this.flush();
+      this.pending = { cellId: event.cell_id, source: event.source };
+      return;
+    }
+    if (event.kind === 'approval_request' && this.pending?.cellId === event.cell_id) {
+      return; // waiting for the user's decision
+    }
+    if (event.kind === 'cell_written' || event.kind === 'cell_skipped') {
+      if (this.pending?.cellId === event.cell_id) {
+        // Edited by the user: their code goes in. Skipped: what they declined is shown, marked as not run.
+        if (event.kind === 'cell_skipped') {
+          this.flush();
+        }
+        this.pending = null;
+      }
+    } else {
+      this.flush();
+    }
     switch (event.kind) {
       case 'cell_written':
         this.write(event.cell_id, event.source, !!event.by_user);
@@ -50,6 +85,14 @@ export class NotebookMirror {
         this.update(event.cell_id, { skipped: true });
         this.outputs(event.cell_id, [SKIPPED_OUTPUT], false);
         break;
+    }
+  }
+
+  private flush(): void {
+    if (this.pending) {
+      const { cellId, source } = this.pending;
+      this.pending = null;
+      this.write(cellId, source, false);
     }
   }
 
@@ -75,7 +118,13 @@ export class NotebookMirror {
       return this.lastIndex + 1;
     }
     const anchor = this.anchor();
-    return (anchor >= 0 ? anchor : Math.max(this.notebook.activeCellIndex, -1)) + 1;
+    if (anchor >= 0) {
+      return anchor + 1;
+    }
+    // A sidebar run continues below the last agent cell (an earlier run's, after the notebook was reopened), so
+    // Run All runs the runs in the order they were made; in a notebook without one, below the cursor.
+    const last = lastAgentCellIndex(this.notebook);
+    return (last >= 0 ? last : Math.max(this.notebook.activeCellIndex, -1)) + 1;
   }
 
   private write(cellId: string, source: string, byUser: boolean): void {
@@ -84,6 +133,7 @@ export class NotebookMirror {
       // The agent is fixing this cell (or the user edited it): replace its code rather than piling up copies.
       this.notebook.widgets[existing].model.sharedModel.setSource(source);
       this.update(cellId, { edited_by_user: byUser });
+      this.markStaleBelow(existing);
       // After a reload the run's cells are already there: new ones go below the last of them, not the cursor.
       this.lastIndex = Math.max(this.lastIndex ?? -1, existing);
       return;
@@ -112,6 +162,16 @@ export class NotebookMirror {
     void this.notebook.scrollToCell(this.notebook.widgets[index], 'smart');
   }
 
+  // This run's cells below a rewritten one show what the old code made until they run again.
+  private markStaleBelow(index: number): void {
+    this.notebook.widgets.slice(index + 1).forEach(cell => {
+      const meta = cell.model.getMetadata('medagent') as any;
+      if (meta && meta.run_id === this.runId && (cell.model as ICodeCellModel).outputs?.length) {
+        cell.addClass(STALE_CELL_CLASS);
+      }
+    });
+  }
+
   private outputs(cellId: string, outputs: any[], final: boolean): void {
     const index = this.indexOf(cellId);
     if (index < 0) {
@@ -119,10 +179,11 @@ export class NotebookMirror {
     }
     const cell = this.notebook.widgets[index];
     markCell(cell);
+    cell.removeClass(STALE_CELL_CLASS);
     const model = cell.model as ICodeCellModel;
     model.outputs.clear();
     for (const output of outputs) {
-      model.outputs.add(output);
+      model.outputs.add(output.output_type === 'error' && output.ename === 'KeyboardInterrupt' ? STOPPED_OUTPUT : output);
     }
     // The prompt number the kernel gave, when an output carries it (execute_result does).
     const counted = outputs.find(o => typeof o.execution_count === 'number');

@@ -3,6 +3,7 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { h } from './dom';
 import { IAgentEvent } from './events';
 import { RunHub } from './runs';
 import { Timeline } from './timeline';
@@ -12,8 +13,13 @@ export const RUN_MIME = 'application/vnd.medagent.run+json';
 interface IRunData {
   run_id: string;
   done: boolean;
+  notebook?: string | null; // where the refined notebook will be written
   events?: IAgentEvent[];
 }
+
+// How long a live run's first event may take to arrive on the comm before the page takes it for a run it
+// cannot follow: one that was started before the page was (re)loaded.
+const FOLLOW_GRACE_MS = 4000;
 
 export class RunOutput extends Widget implements IRenderMime.IRenderer {
   private runId: string | null = null;
@@ -40,6 +46,9 @@ export class RunOutput extends Widget implements IRenderMime.IRenderer {
       if (!data.done || this.hub.has(data.run_id)) {
         // Live (or seen live on this page): the comm's events, all of them so far and each new one.
         this.unsubscribe = this.hub.channel(data.run_id).subscribe(event => this.timeline.add(event));
+        if (!data.done) {
+          this.sayIfUnfollowed(data);
+        }
         return;
       }
     } else if (!data.done || this.hub.has(data.run_id)) {
@@ -50,6 +59,27 @@ export class RunOutput extends Widget implements IRenderMime.IRenderer {
     this.unsubscribe = null;
     this.timeline.clear();
     (data.events || []).forEach(event => this.timeline.add(event));
+  }
+
+  // A run the kernel still works on but whose comm spoke to an earlier page: say so plainly, and where its result
+  // will appear, instead of an empty timeline.
+  private sayIfUnfollowed(data: IRunData): void {
+    const runId = data.run_id;
+    setTimeout(() => {
+      if (this.isDisposed || this.runId !== runId || this.hub.channel(runId).followed) {
+        return;
+      }
+      const where = data.notebook ? `its refined notebook will be written to ${data.notebook}` : 'its refined notebook will be written next to this notebook';
+      this.node.prepend(
+        h(
+          'div',
+          { className: 'jp-MedAgent-unfollowed', role: 'status' },
+          'This run is still going on in the kernel, but it started before this page was loaded, so its progress ' +
+            `cannot be shown here. When it ends, ${where}, and this cell's output shows the whole run ` +
+            'once the notebook is reopened. The kernel is busy with it until then.'
+        )
+      );
+    }, FOLLOW_GRACE_MS);
   }
 
   dispose(): void {

@@ -6,6 +6,7 @@ export type Listener = (event: IAgentEvent) => void;
 
 export class RunChannel {
   readonly events: IAgentEvent[] = [];
+  followed = false; // this page receives the run's events (its comm opened here, or the server answers for it)
   private listeners = new Set<Listener>();
 
   constructor(readonly runId: string) {}

@@ -40,6 +40,7 @@ export class MedAgentSidebar extends Widget {
   private runId: string | null = null;
   private mirror: NotebookMirror | null = null;
   private starting = false;
+  private runBackend: string | null = null; // the backend of the run shown, selected once the list has loaded
   private attachedPath: string | null = null;
 
   constructor(private tracker: INotebookTracker, private openPath: (path: string) => void) {
@@ -133,8 +134,14 @@ export class MedAgentSidebar extends Widget {
     if (!newest || this.attachedPath !== panel.context.path) {
       return;
     }
+    // The boxes show the run being shown, as it was started.
     this.request.value = newest.request;
     this.dataDir.value = newest.data_dir || '';
+    this.runBackend = newest.backend || 'offline';
+    this.selectBackend();
+    this.approveMode.checked = newest.mode === 'approve';
+    this.isolated.checked = !!newest.isolated;
+    this.verify.checked = newest.verify !== false;
     const live = newest.status === 'running';
     this.follow(newest.run_id, live ? new NotebookMirror(panel.content, newest.run_id) : null);
   }
@@ -160,10 +167,21 @@ export class MedAgentSidebar extends Widget {
           return option;
         })
       );
-      this.backend.dispatchEvent(new Event('change'));
+      if (this.runBackend === null) {
+        this.backend.dispatchEvent(new Event('change')); // the default backend's isolation setting
+      } else {
+        this.selectBackend(); // a run is shown (re-attached before the list came): its settings stay
+      }
     } catch (error) {
       this.backend.replaceChildren(h('option', { value: 'offline' }, 'offline'));
       this.showError(`Could not list backends: ${(error as Error).message}`);
+    }
+  }
+
+  private selectBackend(): void {
+    const option = Array.from(this.backend.options).find(o => o.value === this.runBackend);
+    if (option) {
+      this.backend.value = option.value; // no change event: the run's own isolation setting stays as it was
     }
   }
 

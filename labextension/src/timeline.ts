@@ -146,13 +146,18 @@ export class Timeline {
         );
       case 'cell_executed': {
         const ok = !event.error;
-        this.cellRows.get(event.cell_id)?.setAttribute('data-status', ok ? 'ok' : 'error');
+        // Only Stop (or the kernel's own Interrupt button) interrupts a cell: the user's doing, not an error.
+        const stopped = !ok && event.error.ename === 'KeyboardInterrupt';
+        const status = ok ? 'ok' : stopped ? 'stopped' : 'error';
+        this.cellRows.get(event.cell_id)?.setAttribute('data-status', status);
         const text = ok
           ? `ran in ${event.duration_s.toFixed(1)} s`
-          : `error after ${event.duration_s.toFixed(1)} s: ${event.error.ename}: ${event.error.evalue}`;
+          : stopped
+            ? `stopped by you after ${event.duration_s.toFixed(1)} s`
+            : `error after ${event.duration_s.toFixed(1)} s: ${event.error.ename}: ${event.error.evalue}`;
         return h(
           'div',
-          { className: 'jp-MedAgent-status', 'data-status': ok ? 'ok' : 'error', 'data-cell-id': event.cell_id },
+          { className: 'jp-MedAgent-status', 'data-status': status, 'data-cell-id': event.cell_id },
           h('code', {}, event.cell_id),
           ` ${text}`
         );
@@ -200,6 +205,15 @@ export class Timeline {
   }
 
   private finished(event: IAgentEvent): HTMLElement {
+    // Bars of work the run's end cut short stop counting down.
+    this.progressRows.forEach(row => {
+      const progress = row.querySelector('.jp-MedAgent-progress')!;
+      if (progress.getAttribute('data-done') !== 'true') {
+        progress.setAttribute('data-done', 'stopped');
+        const text = row.querySelector('.jp-MedAgent-progress-text')!;
+        text.textContent = (text.textContent || '').replace(/ · about .* left$/, '') + ' · not finished';
+      }
+    });
     const numbers = Object.entries(event.metrics || {}).filter(([, v]) => typeof v === 'number');
     // The headline is what the user asked for; every other number stays one click away.
     const others = numbers.length
@@ -231,8 +245,9 @@ export class Timeline {
 }
 
 const VERIFIED: Record<string, string> = {
-  yes: 'Verified: the notebook re-ran top to bottom on its own.',
+  yes: 'Verified: the notebook re-ran top to bottom on its own and reproduced the reported numbers.',
   no: 'Not verified: the notebook did not re-run on its own.',
+  'not reproduced': 'Not reproduced: the notebook re-ran, but to other numbers than the reported ones (both are in its Results).',
   skipped: 'Not verified: the re-run was skipped; the notebook says so.'
 };
 

@@ -28,3 +28,23 @@ def test_order_and_outcome_of_older_steps_survive():
     assert view[2].observation.is_error and "ERROR cell c2 FAILED" in view[2].observation.text
     assert view[0].observation.images == [] and "source" not in view[0].call.arguments
     assert view[0].call.arguments["note"] == "step 0"
+
+
+def test_elided_steps_say_so_and_where_the_current_cells_are():
+    recipe = Step(ToolCall("propose_recipe", {}), Observation("Steps, in order:\n" + "1. [cell] setup\n" * 50))
+    titled = Step(ToolCall("render", {"image": "image", "title": "Patient 12 at end-systole, after the label fix"}),
+                  Observation("cell c9 ran in 1.0 s; 1 image(s) rendered", images=[b"\x89PNG"],
+                              data={"cell_id": "c9"}))
+    view = compact_history([_step(1), recipe, titled] + [_step(i) for i in range(10)])
+    first = view[0].observation.text
+    assert first.startswith("[elided] cell c1 ran in 1.0 s") and "show_cell('c1')" in first and "read_output('c1')" in first
+    assert view[1].observation.text == recipe.observation.text  # the advice stays whole
+    assert view[2].call.arguments["title"] == titled.call.arguments["title"]  # arguments are not cut
+    assert "show_cell('c9')" in view[2].observation.text and view[2].observation.images == []
+
+
+def test_a_long_first_line_is_cut_at_a_word_and_marked():
+    from jupyter_medagent.agent.context import shorten
+
+    assert shorten("calibrate the scanner intensities", 20) == "calibrate the…"
+    assert shorten("short", 20) == "short"

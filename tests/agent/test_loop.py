@@ -338,3 +338,99 @@ def test_the_headline_shows_what_a_model_backend_reports():
     ef, volumes = tables
     assert ef["rows"] == [["p1", "61.0", "the analysis's cells"], ["p2", "48.0", "the analysis's cells"]]
     assert volumes["columns"] == ["case", "3", "LV"] and volumes["rows"] == [["p1", "80.2", "120.0"]]
+
+
+# A cell whose numbers depend on how often it ran in this kernel: re-run by the agent it reports a Dice the
+# notebook, run once from the top, does not give.
+DRIFTING = ("RUNS = globals().get('RUNS', 0) + 1\n"
+            "from IPython.display import display\n"
+            f"display({{'text/plain': 'm', '{METRICS_MIME}': {{'dice_LV': 0.80 + 0.05 * RUNS, 'ef_abs_error': 1.2 * RUNS}}}}, raw=True)")
+
+
+def test_a_rerun_that_gives_other_numbers_is_not_reproduced_and_not_solved(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [
+        call("add_cell", source=DRIFTING, note="Measure."),
+        lambda view: call("run_cell", cell_id=view.cells[-1]["id"]),
+        call("finish", status="solved", summary="done")])
+    events, finished = run(agent)
+    results = next(e for e in events if e.kind == "results")
+    assert results.metrics["dice_LV"] == pytest.approx(0.90)
+    assert finished.status == "failed" and finished.verified == "not reproduced" and finished.reexecuted_ok is True
+    assert "did not reproduce its reported numbers" in finished.reason
+    assert "Dice LV 0.900 reported, 0.850 on the re-run" in finished.reason and "EF error (points) 2.40" in finished.reason
+    nb = nbformat.read(finished.notebook, as_version=4)
+    text = nb.cells[-1].source
+    assert text.startswith("## Results") and "**Not reproduced:**" in text
+    assert "| Dice LV | 0.900 | 0.850 | **no** |" in text and "| EF error (points) | 2.40 | 1.20 | **no** |" in text
+    provenance = nb.metadata["medagent"]
+    assert provenance["status"] == "failed" and provenance["verified"] == "not reproduced"
+    assert provenance["reproduction"]["reproduced"] is False
+
+
+def test_a_rerun_that_gives_the_reported_numbers_says_reproduced(tmp_path, executor):
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=DRIFTING, note="Measure."),
+                                         call("finish", status="solved", summary="done")])
+    _, finished = run(agent)
+    assert finished.status == "solved" and finished.verified == "yes"
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "**Reproduced:**" in nb.cells[-1].source and "| Dice LV | 0.850 | 0.850 | yes |" in nb.cells[-1].source
+    assert nb.metadata["medagent"]["reproduction"]["reproduced"] is True
+
+
+def test_reproduction_compares_headline_numbers_within_the_stated_tolerance():
+    from jupyter_medagent.notebook.reproduce import compare
+
+    reported = {"dice_LV": 0.923, "dice_mean": 0.90, "ef_predicted": {"patient005": 69.2}, "training_seconds": 50.0,
+                "volumes_ml": {"p1": {"LV": 120.0}}, "patients_reported": 8}
+    close = {"dice_LV": 0.928, "dice_mean": 0.905, "ef_predicted": {"patient005": 69.9}, "training_seconds": 80.0,
+             "volumes_ml": {"p1": {"LV": 122.0}}, "patients_reported": 8}
+    assert compare(reported, close).reproduced  # timings are no headline number; 2 mL of 120 is within 2 %
+    far = compare(reported, {**close, "ef_predicted": {"patient005": 62.3}, "patients_reported": 7})
+    assert [r.label for r in far.mismatches] == ["EF patient005 (%, network)", "patients reported"]
+    missing = compare(reported, {k: v for k, v in close.items() if k != "dice_LV"})
+    assert [(r.label, r.rerun) for r in missing.mismatches] == [("Dice LV", "not reported")]
+
+
+def test_an_edit_the_agent_later_rewrites_stays_in_the_provenance(tmp_path, executor):
+    """The user's edit is recorded even after a repair replaced the cell, and the backend saw what the user ran."""
+    decisions = iter([("edit", "STEPS = 30"), ("run", "")])
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source="STEPS = 450", note="Train."),
+        lambda view: call("edit_cell", cell_id="c1", source="STEPS = 60", note="Train longer."),
+        call("finish", status="solved", summary="done"),
+    ], approver=lambda cell_id, source, concerns: next(decisions), reexecute=False)
+    run(agent)
+    seen = backend.views[1].history[-1].observation.data
+    assert seen["edited_by_user"] is True and seen["source"] == "STEPS = 30"
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert nb.metadata["medagent"]["cells_edited_by_user"] == ["c1"]
+    assert "You edited an earlier version of this cell" in next(c.source for c in nb.cells if c.source.startswith("Train longer."))
+
+
+def test_a_skipped_montage_makes_the_next_verdict_not_checked_rather_than_ok(tmp_path, executor):
+    """The checks found nothing, but the user skipped the montage: the verdict cannot be "ok"."""
+    decisions = iter([("run", ""), ("skip", "")])
+    agent, backend = make(tmp_path, executor, [
+        call("add_cell", source=f"from IPython.display import display\ndisplay({{'text/plain': 'f', "
+                                f"'{FINDINGS_MIME}': {{'findings': []}}}}, raw=True)", note="Check the predictions."),
+        call("render", image="image", title="a montage"),
+        call("judge", context="predictions"),
+        call("finish", status="failed", summary="x"),
+    ], approver=lambda cell_id, source, concerns: next(decisions))
+    events, _ = run(agent)
+    verdicts = [e for e in events if e.kind == "verdict"]
+    assert [(v.judge, v.verdict) for v in verdicts] == [("panel", "not_checked")]
+    assert "c2" in verdicts[0].reason and "skipped by you" in verdicts[0].reason
+    assert backend.views[3].history[-1].observation.text.startswith("Verdict: not checked")
+
+
+def test_a_solved_notebook_says_the_answer_first_in_plain_words(tmp_path, executor):
+    report = ("from IPython.display import display\n"
+              f"display({{'text/plain': 'm', '{METRICS_MIME}': {{'dice_LV': 0.9, 'hd95_RV_mm': 4.5}}}}, raw=True)")
+    agent, _ = make(tmp_path, executor, [call("add_cell", source=report, note="Measure."),
+                                         call("finish", status="solved", summary="Dice LV is 0.90.")])
+    _, finished = run(agent)
+    assert finished.reason == "the task is done, and the notebook re-ran top to bottom in a fresh kernel to the same numbers"
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "**In short:** Dice LV is 0.90." in nb.cells[0].source  # the answer at the top
+    assert "| HD95 RV (mm) | 4.5 |" in nb.cells[-1].source and "hd95_RV_mm" not in nb.cells[-1].source

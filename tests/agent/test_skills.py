@@ -102,3 +102,53 @@ def test_a_run_without_skills_neither_shows_nor_accepts_them(tmp_path, executor,
     assert refused.is_error and "unknown tool 'propose_recipe'" in refused.text
     assert agent.history[1].observation.is_error == (not shown)
     assert load_system_prompt(()) == load_system_prompt(["add_cell"])  # the base prompt names no skill
+
+
+def _documented_functions():
+    from jupyter_medagent.agent.skills import toolkit_modules
+
+    for module, entries in toolkit_modules().items():
+        for name, obj in entries:
+            if inspect.isclass(obj):
+                yield from ((f"{module}.{name}.{m}", f) for m, f in vars(obj).items()
+                            if not m.startswith("_") and inspect.isfunction(f))
+            else:
+                yield f"{module}.{name}", obj
+
+
+def test_every_toolkit_function_says_its_arguments_and_what_it_returns():
+    """What toolkit_reference shows a model is enough to call each function right: every argument named under
+    Args, and a Returns section."""
+    undocumented = []
+    for qualified, function in _documented_functions():
+        doc = inspect.getdoc(function) or ""
+        arguments = doc.split("Args:", 1)[1].split("Returns:", 1)[0] if "Args:" in doc else ""
+        parameters = [p for p in inspect.signature(function).parameters if p not in ("self", "cls")]
+        missing = [p for p in parameters if f"\n    {p}:" not in "\n" + arguments]
+        if missing or "Returns:" not in doc:
+            undocumented.append(f"{qualified}: {'no Returns; ' if 'Returns:' not in doc else ''}args {missing}")
+    assert not undocumented, "\n".join(undocumented)
+    fix = toolkit_reference(name="fix_case")
+    assert all(kind in fix for kind in ("orientation_flip", "flip_axis", "permute", "mapping", "interpolated_labels",
+                                        "empty_label", "not repaired", "case.excluded_label"))
+    assert "ef_percent" in toolkit_reference(name="ef_by_patient")
+
+
+def test_one_vocabulary_of_metric_keys():
+    """The prompt lists the keys the recipes report and the bench judges read."""
+    import re
+    from pathlib import Path
+
+    from jupyter_medagent.agent import headline
+    from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS, EF_KEYS, is_metric_key, metric_keys
+    from jupyter_medagent.bench.judging import METRIC_NAMES
+
+    prompt = load_system_prompt(())
+    assert all(f"- {key}:" in prompt for key in metric_keys())
+    templates = Path(__file__).parents[2] / "jupyter_medagent" / "plan" / "templates"
+    reported = {key for path in templates.rglob("*.tmpl")
+                for bundle in re.findall(r"show_metrics\((.*?)\)\n", path.read_text(), re.S)
+                for key in re.findall(r'"(\w+)":', bundle)}
+    assert reported and all(is_metric_key(k) for k in reported), sorted(k for k in reported if not is_metric_key(k))
+    assert is_metric_key("dice_LV") is False and is_metric_key("dice_lv") and is_metric_key("hd95_myo_mm")
+    assert METRIC_NAMES["ef"] == EF_ANSWER_KEYS and {k for k, _ in headline.EF_SOURCES} == set(EF_KEYS)

@@ -58,7 +58,8 @@ def test_a_server_without_tools_or_images_gets_the_text_protocol(server, kernel,
     assert finished.status == "solved"
     assert b.native_tools is False and b.images is False
     assert "reply with exactly one JSON object" in srv.requests[-1]["messages"][0]["content"]
-    assert any("not shown (this server takes no images)" in str(m["content"]) for m in srv.requests[-1]["messages"])
+    # Told in words in the request right after the picture (images are sent with their own turn only).
+    assert any("not shown (this server takes no images)" in str(m["content"]) for m in srv.requests[-2]["messages"])
 
 
 def test_broken_arguments_are_told_to_the_model(server, kernel, tmp_path):

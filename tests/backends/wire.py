@@ -73,8 +73,10 @@ class WireServer:
 
 # ------------------------------------------------------------------------------------ Anthropic
 def anthropic_reply(*, text: str = "", tool: tuple[str, dict] | None = None, raw_json: str | None = None,
-                    usage: dict[str, int] | None = None, tool_id: str = "toolu_1") -> Reply:
-    """A streamed Messages reply: optional text, optional tool_use (``raw_json`` sends broken JSON)."""
+                    usage: dict[str, int] | None = None, tool_id: str = "toolu_1",
+                    tools: list[tuple[str, dict]] | None = None) -> Reply:
+    """A streamed Messages reply: optional text, optional tool_use (``raw_json`` sends broken JSON), or several
+    tool_use blocks in one reply (``tools``, with ids ``{tool_id}_0``, ``{tool_id}_1``, ...)."""
     usage = {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
              **(usage or {})}
     start_usage = {**usage, "output_tokens": 1}
@@ -90,13 +92,16 @@ def anthropic_reply(*, text: str = "", tool: tuple[str, dict] | None = None, raw
                                                     "delta": {"type": "text_delta", "text": piece}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         index += 1
-    if tool:
-        name, arguments = tool
+    blocks = [(tool_id, tool[0], raw_json if raw_json is not None else json.dumps(tool[1]))] if tool else []
+    blocks += [(f"{tool_id}_{i}", name, json.dumps(arguments)) for i, (name, arguments) in enumerate(tools or [])]
+    tool = tool or (tools[0] if tools else None)
+    for block_id, name, partial in blocks:
         events.append(("content_block_start", {"type": "content_block_start", "index": index,
-                                                "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}))
+                                                "content_block": {"type": "tool_use", "id": block_id, "name": name, "input": {}}}))
         events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
-            "type": "input_json_delta", "partial_json": raw_json if raw_json is not None else json.dumps(arguments)}}))
+            "type": "input_json_delta", "partial_json": partial}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
     events.append(("message_delta", {"type": "message_delta", "delta": {
         "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}}))
     events.append(("message_stop", {"type": "message_stop"}))
@@ -110,11 +115,18 @@ def anthropic_error(status: int, message: str, **headers: str) -> Reply:
 
 # ------------------------------------------------------------------------------------ OpenAI
 def openai_reply(*, text: str | None = None, tool: tuple[str, dict] | None = None, raw_arguments: str | None = None,
-                 usage: dict[str, int] | None = None, cached: int = 0, call_id: str = "call_1") -> Reply:
+                 usage: dict[str, int] | None = None, cached: int = 0, call_id: str = "call_1",
+                 tools: list[tuple[str, dict]] | None = None) -> Reply:
+    """A Chat Completions reply: optional text, one tool call (``tool``) or several in parallel (``tools``,
+    with ids ``{call_id}_0``, ``{call_id}_1``, ...)."""
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool:
         message["tool_calls"] = [{"id": call_id, "type": "function", "function": {
             "name": tool[0], "arguments": raw_arguments if raw_arguments is not None else json.dumps(tool[1])}}]
+    if tools:
+        message["tool_calls"] = [{"id": f"{call_id}_{i}", "type": "function", "function": {
+            "name": name, "arguments": json.dumps(arguments)}} for i, (name, arguments) in enumerate(tools)]
+        tool = tools[0]
     usage = {"prompt_tokens": 100, "completion_tokens": 20, **(usage or {})}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     usage["prompt_tokens_details"] = {"cached_tokens": cached}

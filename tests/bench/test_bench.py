@@ -324,3 +324,37 @@ def test_runs_go_to_a_ray_cluster(tmp_path, tiny_suite):
         _, alive = psutil.wait_procs(processes, timeout=30)
         for process in alive:
             process.kill()
+
+
+def test_the_data_folder_tells_the_model_nothing_about_the_data(tmp_path, tiny_suite):
+    """The request a model reads carries the data folder's path: named by a hash, never by the maker's parameters."""
+    specs = Bench(load_suite(str(tiny_suite)), tmp_path / "out", ["offline"]).specs()
+    folders = {Path(s.data_dir).name for s in specs}
+    assert len(folders) == 1  # data made alike is shared
+    (folder,) = folders
+    assert folder.startswith("data-") and not any(word in folder for word in ("pitfall", "orientation", "seed",
+                                                                              "cases", "phantom"))
+    default = load_suite("default")
+    names = {t.data.folder_name for t in default.tasks}
+    assert len(names) == len({(t.data.maker, json.dumps(t.data.params, sort_keys=True)) for t in default.tasks})
+
+
+def test_a_pitfall_counts_only_when_it_can_change_a_measurement_from_labels(tmp_path):
+    truth = {"cases": [f"patient00{n}_{phase}" for n in range(1, 5) for phase in ("ED", "ES")],
+             "pitfalls": [{"case": "patient002_ES", "kind": "orientation_flip"},
+                          {"case": "patient004_ES", "kind": "intensity_scale"},
+                          {"case": "patient003_ED", "kind": "label_convention"}]}
+    nb = {"cells": [{"cell_type": "code", "source": ["labels['patient003_ED'] = remap(labels['patient003_ED'])"]}],
+          "metadata": {"medagent": {}}}
+    (path := tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    run = {"notebook": str(path)}
+    met, what = pitfalls_handled(run, truth, measured_from="labels")
+    assert met is True and what.startswith("pitfalls handled 1/1")
+    assert "not counted" in what and "patient004_ES:intensity_scale" in what and "patient002_ES:orientation_flip" in what
+    # A segmentation task trains on the labels and normalises the images: every pitfall counts.
+    assert pitfalls_handled(run, truth)[0] is False
+    nb["cells"] = [{"cell_type": "code", "source": ["print('no fixes')"]}]
+    path.write_text(json.dumps(nb))
+    assert pitfalls_handled(run, truth, measured_from="labels") == (
+        False, "pitfalls handled 0/1 (missed patient003_ED:label_convention); not counted, they cannot change a "
+               "measurement from labels: patient002_ES:orientation_flip, patient004_ES:intensity_scale")

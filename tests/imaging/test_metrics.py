@@ -43,3 +43,14 @@ def test_clinical_measures():
     assert myocardial_mass_g(100.0) == pytest.approx(105.0)
     with pytest.raises(ValueError, match="end-diastolic volume"):
         ejection_fraction(0.0, 10.0)
+
+
+def test_hd95_prints_no_warning_about_monais_own_deprecated_argument():
+    """MONAI passes its deprecated always_return_as_numpy to itself: every evaluation cell showed the FutureWarning."""
+    import warnings
+
+    ref = np.zeros((20, 20, 3), np.uint8)
+    ref[5:15, 5:15, 1] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert hd95_per_label(np.roll(ref, 2, axis=0), ref)[1] == pytest.approx(2.0)

@@ -32,3 +32,11 @@ def test_a_missing_file_is_named(tmp_path):
         view(tmp_path / "missing.nii.gz")
     with pytest.raises(TypeError, match="not dict"):
         view({"path": "x"})
+
+
+
+def test_a_broken_file_is_named_instead_of_loading_forever(tmp_path):
+    broken = tmp_path / "case01.nii.gz"
+    broken.write_text("not an image\n")
+    with pytest.raises(DataError, match="case01.nii.gz: named .gz but is not gzip-compressed"):
+        view(broken)

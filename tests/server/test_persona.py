@@ -100,3 +100,48 @@ async def test_without_a_data_folder_it_says_how_to_ask(jp_serverapp):
     medagent, chat = persona(jp_serverapp)
     await medagent.process_message(Message(id="u2", time=time(), sender="user", body="@MedAgent segment --data nowhere"))
     assert "I could not start" in list(chat.messages.values())[0] and "nowhere" in list(chat.messages.values())[0]
+
+
+def test_the_persona_works_with_the_installed_persona_manager():
+    """0.2.2 (what jupyter-ai 3.2.0 installs) and 0.3.0 build a persona the same way; anything else is untested."""
+    from importlib.metadata import version
+
+    assert version("jupyter_ai_persona_manager").startswith(("0.2.", "0.3."))
+    medagent, _ = persona(None)
+    assert medagent.name == "MedAgent" and medagent.id == "jupyter-ai-personas::jupyter_medagent::MedAgentPersona"
+
+
+@pytest.mark.slow
+async def test_the_server_answers_while_a_chat_run_trains_and_the_chats_stop_stops_it(jp_serverapp, jp_root_dir,
+                                                                                      jp_fetch):
+    import asyncio
+
+    from jupyter_medagent.imaging.phantom import synth_cardiac
+
+    synth_cardiac(jp_root_dir / "studies" / "cine", cases=4, seed=4)
+    medagent, chat = persona(jp_serverapp)
+    reply = asyncio.ensure_future(medagent.process_message(Message(
+        id="u1", time=time(), sender="user",
+        body="@MedAgent segment the LV, myocardium and RV and report the EF per patient --data cine")))
+    runs = jp_serverapp.web_app.settings["medagent_runs"]
+    started = time()
+    while not any(e["kind"] == "progress" and e["what"] == "training" for r in runs.runs.values() for e in r.events):
+        assert not reply.done() and time() - started < 600, "".join(chat.messages.values())
+        await asyncio.sleep(0.5)
+    waits = []
+    for _ in range(5):  # while the model trains in the run's kernel
+        asked = time()
+        response = await jp_fetch("api", "status", request_timeout=5)
+        waits.append(time() - asked)
+        assert response.code == 200
+        await asyncio.sleep(0.3)
+    assert max(waits) < 1.0, waits
+    await asyncio.sleep(1.0)
+    shown = "".join(chat.messages.values())
+    progress = [e for r in runs.runs.values() for e in r.events if e["kind"] == "progress" and e["what"] == "training"]
+    assert (progress[0]["text"] or "training:") in shown  # the training's progress reaches the chat
+    await medagent.cancel_response()  # the chat's Stop button
+    await asyncio.wait_for(reply, 60)
+    said = "".join(chat.messages.values())
+    assert "**Finished: stopped**" in said, said[-2000:]
+    assert all(run.done for run in runs.runs.values())

@@ -51,12 +51,13 @@ class Planner:
         self.plan: Plan | None = None
         self.cell_ids: dict[str, str] = {}
         self.metrics: dict[str, Any] = {}
+        self.notes: list[str] = []  # what the plan took from the user's edits, said with the next turn
 
     def steps(self) -> Generator[Turn, Observation, None]:
         try:
             yield from self._steps()
-        except PlanFailed as exc:
-            yield str(exc), ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {exc}."}), []
+        except PlanFailed as exc:  # said once, by the run's end
+            yield "", ToolCall("finish", {"status": "failed", "summary": f"Could not finish: {str(exc).rstrip('.')}."}), []
 
     def _steps(self) -> Generator[Turn, Observation, None]:
         view = self.view
@@ -65,8 +66,8 @@ class Planner:
             raise PlanFailed("no data folder was given: point me at the folder of scans (--data DIR)")
         obs = yield ("I start by looking at the data and at the machine before deciding anything.",
                      ToolCall("inspect_data", {}), [])
-        if obs.is_error:
-            raise PlanFailed(obs.text)
+        if obs.is_error:  # the data's own problem, in the words `medagent inspect` uses
+            raise PlanFailed(obs.data.get("problem") or obs.text)
         compute = ComputeFingerprint.from_dict(obs.data["compute"])
         plan = self.plan = make_plan(obs.data["card"], intent, compute, data_dir=view.data_dir,
                                      output_dir=view.output_dir if view.relative_paths else None,
@@ -95,9 +96,11 @@ class Planner:
         if step.tool == "cell":
             obs = yield narration, ToolCall("add_cell", {"source": self.plan.source(step), "note": step.note}), outline
             self.cell_ids[step.name] = obs.data.get("cell_id", "")
+            self._heed(step, obs)
             obs = yield from self._until_ok(step, obs)
         elif step.tool == "render":
             obs = yield narration, ToolCall("render", dict(step.args)), outline
+            self.cell_ids[step.name] = obs.data.get("cell_id", "")
         else:
             obs = yield narration or f"Judging the {step.note} before going on.", ToolCall("judge", {"context": step.note}), outline
         self.metrics.update(obs.data.get("metrics", {}))
@@ -128,9 +131,21 @@ class Planner:
             obs = yield (f"Repair rule '{rule['name']}' fired: {rule['explain']}: {change}.",
                          ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
                                                 "note": step.note}), [])
+            self._heed(step, obs)
         if obs.is_error:
             raise PlanFailed(f"the step '{label(step)}' still fails after {MAX_REPAIRS_PER_STEP} repairs: {obs.text[-300:]}")
         return obs
+
+    def _heed(self, step: Step, obs: Observation) -> None:
+        """A cell the user edited before it ran: the plan reads the values it set, so what follows builds on them."""
+        if not obs.data.get("edited_by_user"):
+            return
+        change = self.plan.adopt_user_edit(step, obs.data.get("source", ""))
+        if change:
+            describe = getattr(recipe_named(self.plan.recipe), "describe_training", None)
+            if describe:
+                describe(self.plan)
+            self.notes.append(f"The plan follows your edit: {change}.")
 
     def _apply(self, rule: dict[str, Any]) -> tuple[str | None, list[str]]:
         """Change the plan as the rule says; (what changed, steps to run again) or (None, []) if nothing can."""
@@ -162,9 +177,18 @@ class Planner:
         return None, []
 
     def _rerun(self, step: Step) -> Generator[Turn, Observation, Observation]:
-        """Run a cell again after the plan changed it (the notebook keeps one copy of each cell)."""
-        obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
-                                               "note": step.note}), []
+        """Run a step again after the plan changed it (the notebook keeps one copy of each cell): a cell with its
+        new code, a render as it was (it shows what the cells before it now make), a judge on that new evidence."""
+        if step.tool == "judge":
+            obs = yield f"Judging the {step.note} again after the repair.", ToolCall("judge", {"context": step.note}), []
+            self.metrics.update(obs.data.get("metrics", {}))
+            return obs
+        if step.tool == "render":
+            obs = yield "", ToolCall("run_cell", {"cell_id": self.cell_ids[step.name]}), []
+        else:
+            obs = yield "", ToolCall("edit_cell", {"cell_id": self.cell_ids[step.name], "source": self.plan.source(step),
+                                                   "note": step.note}), []
+            self._heed(step, obs)
         if obs.is_error:
             error = obs.data.get("error") or {}
             raise PlanFailed(f"the step '{label(step)}' failed after a change: "
@@ -204,4 +228,7 @@ class OfflineBackend:
                 text, call, plan = self._steps.send(view.history[-1].observation)
         except StopIteration:
             text, call, plan = "", ToolCall("finish", {"status": "failed", "summary": "The plan ended without a result."}), []
+        if self._planner.notes:
+            text = " ".join(self._planner.notes + [text]).strip()
+            self._planner.notes.clear()
         return ModelTurn(text=text, tool_calls=[call], plan=plan)

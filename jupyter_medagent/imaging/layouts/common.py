@@ -92,7 +92,14 @@ def label_marker(stem: str) -> str | None:
 
 
 def patient_of(case_id: str) -> str:
-    """``patient001_ED``, ``heart_000ED``, ``patient001_frame01`` -> the patient; frames and channels share it."""
+    """``patient001_ED``, ``heart_000ED``, ``patient001_frame01`` -> the patient; frames and channels share it.
+
+    Args:
+        case_id: a case name from the data card.
+
+    Returns:
+        the patient id (the case id itself when it carries no frame or channel suffix).
+    """
     stripped = PATIENT_SUFFIX.sub("", case_id)
     return stripped or case_id
 

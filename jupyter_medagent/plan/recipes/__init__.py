@@ -122,6 +122,10 @@ def choose_recipe(intent: Intent, card: dict, compute: ComputeFingerprint, conve
         reason = recipe.applies(intent, card, compute, convention, preferences)
         if reason:
             return recipe, reason
+    unreadable = [c["error"] for c in card.get("cases", []) if c.get("error")]
+    if unreadable and len(unreadable) == len(card.get("cases", [])):  # the data card's own words, as inspect says them
+        more = f" (and {len(unreadable) - 1} more case(s) like it)" if len(unreadable) > 1 else ""
+        raise PlanFailed(f"none of the {len(unreadable)} case(s) in the data could be read: {unreadable[0]}{more}")
     if not [v for v in card.get("label_values", []) if v != 0] or not card.get("n_labelled"):
         raise PlanFailed("the data has no label maps, so there is nothing to learn a segmentation from or to measure; "
                          "add label maps (e.g. labelsTr/) for at least some cases")

@@ -23,6 +23,12 @@ class Measurement(Recipe):
         every_case_labelled = card["n_labelled"] == card["n_cases"]
         if intent.from_given_labels or (intent.task_types == ["measurement"] and every_case_labelled):
             return "the request asks for measurements from the existing labels, so no model is trained"
+        # A quantity asked for ("how much brain, in millilitres"), nothing named to segment or classify, no
+        # anatomy with a standard analysis, and every image has its mask: there is no unlabelled image a network
+        # could add anything to, so the masks are what is measured.
+        if intent.measures and set(intent.task_types) <= {"measurement"} and not intent.anatomy and every_case_labelled:
+            return ("every image comes with its mask and the request asks for a quantity, not a segmentation: the "
+                    "masks are measured, no model is trained")
         return None
 
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:

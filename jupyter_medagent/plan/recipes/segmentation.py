@@ -138,7 +138,10 @@ class Segmentation(Recipe):
                 "\npredictions = {k: keep_largest_component(v, STRUCTURES) for k, v in predictions.items()}")
             plan.step("evaluate").note = ("Segment the held-out patients, keeping the largest connected piece of each "
                                           "structure, and score them again.")
-            return Review(rerun=["evaluate"], repair={"rule": "keep_largest_component", "cell": "evaluate",
+            # Everything that shows or judges the predictions runs again, so the notebook's checks are of the
+            # repaired predictions and the run goes on only once they are judged.
+            again = [s.name for s in plan.steps[plan.steps.index(plan.step("evaluate")):plan.steps.index(step) + 1]]
+            return Review(rerun=again, repair={"rule": "keep_largest_component", "cell": "evaluate",
                                                       "error": "fragmented predictions",
                                                       "fix": "keep the largest connected component of each structure"})
         return super().review(plan, step, data)

@@ -120,6 +120,22 @@ describe('Timeline', () => {
     expect(rows(t, 'progress')[0].textContent).toBe('training: 30 of 40 · 1 min 15 s elapsed · about 25 s left');
   });
 
+  it('shows a cell Stop interrupted as stopped by you, and a cut-short bar no longer counting down', () => {
+    const t = timeline();
+    t.add({ kind: 'cell_written', seq: 0, cell_id: 'c7', source: 'train()', note: 'Train.', replaces: null });
+    t.add({ kind: 'progress', seq: 1, what: 'training', done: 10, total: 40, elapsed_s: 5, eta_s: 840, cell_id: 'c7' });
+    t.add({
+      kind: 'cell_executed', seq: 2, cell_id: 'c7', outputs: [], duration_s: 6.2,
+      error: { ename: 'KeyboardInterrupt', evalue: '', traceback: [] }
+    });
+    t.add({ kind: 'finished', seq: 3, status: 'stopped', reason: 'stopped by the user', metrics: {}, notebook: null });
+    const status = t.node.querySelector('.jp-MedAgent-status[data-cell-id="c7"]')!;
+    expect(status.getAttribute('data-status')).toBe('stopped');
+    expect(status.textContent).toBe('c7 stopped by you after 6.2 s');
+    expect(t.node.querySelector('.jp-MedAgent-progress')!.getAttribute('data-done')).toBe('stopped');
+    expect(rows(t, 'progress')[0].textContent).toBe('training: 10 of 40 · 5 s elapsed · not finished');
+  });
+
   it('marks skipped and user-edited cells, and a judge with nothing to look at', () => {
     const t = timeline();
     t.add({ kind: 'cell_written', seq: 0, cell_id: 'c3', source: 'checks()', note: 'Check.', replaces: null });
