@@ -174,7 +174,8 @@ def _make_hook(config: dict, armed_always: bool):
         ast_parse = CachingCompiler.ast_parse.__code__  # the frame that compiles a cell's text
     except ImportError:
         ast_parse = None
-    stdlib_ctypes = os.path.dirname(os.__file__) + "/ctypes/"
+    stdlib = os.path.dirname(os.__file__) + "/"
+    stdlib_ctypes = stdlib + "ctypes/"
     os_file, dirname, is_regular = os.__file__, os.path.dirname, stat.S_ISREG
     watched, one_path, refusal, refusal_prefix = _WATCHED, _ONE_PATH, GuardRefusal, REFUSAL
     _process, _network, _introspection, _ctypes = _PROCESS, _NETWORK, _INTROSPECTION, _CTYPES
@@ -213,6 +214,23 @@ def _make_hook(config: dict, armed_always: bool):
         while frame is not None:
             if frame.f_code.co_filename in files:
                 return True
+            frame = frame.f_back
+        return False
+
+    def compiled_for_agent(frame) -> bool:
+        """Model code compiles or runs this code itself or through the standard library (codeop, runpy,
+        importlib used directly); an import statement's module is the library's (unless the agent could
+        have written its file, which ``on_exec`` tells)."""
+        files = state["files"]
+        while frame is not None:
+            code = frame.f_code
+            name = code.co_filename
+            if name in files:
+                return True
+            if name.startswith("<frozen importlib") and code.co_name == "_load_unlocked":
+                return False
+            if not (name.startswith("<frozen ") or (name.startswith(stdlib) and "-packages/" not in name)):
+                return False
             frame = frame.f_back
         return False
 
@@ -344,7 +362,7 @@ def _make_hook(config: dict, armed_always: bool):
                 state["armed"], state["hashes"], state["pending"] = False, set(), "restore"
                 if state["tmp"]:
                     tempfile.tempdir = state["tmp_saved"]
-        elif type(filename) is str and agent_frame(frame):
+        elif type(filename) is str and compiled_for_agent(frame):
             # Code the agent compiles stays the agent's, also through codeop, runpy or importlib.
             state["files"].add(filename)
 
@@ -356,7 +374,7 @@ def _make_hook(config: dict, armed_always: bool):
         name = code.co_filename
         if type(name) is not str or name in state["files"]:
             return
-        if agent_frame(frame):
+        if compiled_for_agent(frame):
             state["files"].add(name)
         elif name.startswith("/"):
             real = resolve(name)
