@@ -21,8 +21,17 @@ When it is guarded:
   whenever it runs (functions the agent defined and the user calls later), and so does every
   thread that was born while armed.
 
-The hook and its state live in a closure nothing else references; the hook cannot be removed
-(``sys.addaudithook`` has no inverse). Configuration and status go through custom audit events.
+- code the agent compiles or runs through the standard library (``codeop``, ``runpy``, ``exec`` of a
+  code object, a module or .pyc it wrote into a writable folder) is the agent's too.
+- IPython event callbacks, input and AST transformers, display formatters and custom exception
+  handlers that a marked cell added are removed at its release (libraries' own functions stay).
+
+Defence in depth, not a boundary (the sandbox is): the hook and its state live in closures nothing
+else references, bound to private copies of this module's globals and the builtins; a refusal is
+raised from a frame without globals that holds only the error, and frame access from code that runs
+in the middle of a decision (finalisers, gc callbacks) is refused. A Python signal handler set by
+model code still receives the interrupted frame, which may be one of the hook's. The hook cannot be
+removed (``sys.addaudithook`` has no inverse). Configuration and status go through custom audit events.
 """
 
 from __future__ import annotations
