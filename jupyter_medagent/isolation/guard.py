@@ -47,6 +47,7 @@ MARKER = "# [medagent] " + "model-written cell"
 RELEASE = "# [medagent] " + "release"
 PING = "medagent.guard.ping"
 CONFIGURE = "medagent.guard.configure"
+ARM = "medagent.guard.arm"
 REFUSAL = "[medagent guard]"
 
 # Events decided on every call; everything else returns at the first line of the hook.
@@ -75,7 +76,7 @@ _ONE_PATH = MappingProxyType({"os.remove": (0, 1, False), "os.rmdir": (0, 1, Fal
 _WATCHED = (_PROCESS | _NETWORK | _INTROSPECTION | _CTYPES | frozenset(_ONE_PATH)
             | {"compile", "exec", "open", "os.rename", "os.link", "os.symlink", "os.chdir", "os.putenv", "os.unsetenv",
                "os.kill", "os.killpg", "import", "code.__new__", "marshal.loads", "socket.__new__", "sys._getframe",
-               "object.__getattr__", PING, CONFIGURE})
+               "object.__getattr__", PING, CONFIGURE, ARM})
 SECRET_NAMES = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".pgpass", ".docker", ".kube", ".git-credentials",
                 ".pypirc", ".npmrc", ".bash_history", ".zsh_history", ".python_history", ".config/gcloud",
                 ".config/medagent", ".local/share/jupyter/runtime", ".ipython/profile_default/history.sqlite")
@@ -134,6 +135,17 @@ def install(config: dict, *, armed_always: bool = False) -> str:
         return "configured"
     sys.addaudithook(_private(_make_hook)(config, armed_always))
     return "installed"
+
+
+def watch_model_code(writable, protected=()) -> str:
+    """Arm the guard in this process for good: every cell from now on is watched as a model-written one
+    (writes only into ``writable``, nothing changed in ``protected``, no processes, no network), until the
+    kernel restarts. The first cell of a notebook a model wrote calls it, so a cell that behaves only
+    while medagent watches is still watched when the notebook is re-run anywhere else. Arming is
+    one-way: nothing a later cell does can release it. Returns what ``install`` did."""
+    status = install(policy(writable, protected))
+    sys.audit(ARM)
+    return status
 
 
 def _private(function):
@@ -516,6 +528,11 @@ def _make_hook(config: dict, armed_always: bool):
             return
         if event == PING:
             args[0].append(True)
+            return
+        if event == ARM:  # only ever stricter: no event disarms a guard armed for good
+            if not state["armed"] and state["tmp"]:
+                state["tmp_saved"], tempfile.tempdir = tempfile.tempdir, state["tmp"]
+            state["armed"] = state["always"] = True
             return
         if not guarded(frame):
             if event == CONFIGURE and native_id() == main_thread:
