@@ -76,7 +76,7 @@ _ONE_PATH = MappingProxyType({"os.remove": (0, 1, False), "os.rmdir": (0, 1, Fal
 _WATCHED = (_PROCESS | _NETWORK | _INTROSPECTION | _CTYPES | frozenset(_ONE_PATH)
             | {"compile", "exec", "open", "os.rename", "os.link", "os.symlink", "os.chdir", "os.putenv", "os.unsetenv",
                "os.kill", "os.killpg", "import", "code.__new__", "marshal.loads", "socket.__new__", "sys._getframe",
-               "object.__getattr__", PING, CONFIGURE, ARM})
+               "object.__getattr__", "sqlite3.connect/handle", PING, CONFIGURE, ARM})
 SECRET_NAMES = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".pgpass", ".docker", ".kube", ".git-credentials",
                 ".pypirc", ".npmrc", ".bash_history", ".zsh_history", ".python_history", ".config/gcloud",
                 ".config/medagent", ".local/share/jupyter/runtime", ".ipython/profile_default/history.sqlite")
@@ -207,6 +207,10 @@ def _make_hook(config: dict, armed_always: bool):
         from IPython import get_ipython
     except ImportError:
         get_ipython = None
+    try:  # the C type's own method: a subclass model code made cannot answer for it
+        from _sqlite3 import SQLITE_LIMIT_ATTACHED, Connection as sqlite_connection
+    except ImportError:
+        sqlite_connection = None
     busy: dict = {}  # thread -> what the hook is doing in it
     state = {"armed": armed_always, "always": armed_always, "hashes": set(), "files": set(), "tainted": set(),
              "threads": set(), "tmp_saved": None, "pending": None, "shell": None, "hooks": None}
@@ -577,6 +581,11 @@ def _make_hook(config: dict, armed_always: bool):
                 check_write("writes", path)
             else:
                 check_read(path)
+        elif event == "sqlite3.connect/handle":
+            # ATTACH and VACUUM INTO write other files from native code, without an audit event: a guarded
+            # connection may attach none (model code can raise the limit again; the sandbox is the barrier).
+            if sqlite_connection is not None and isinstance(args[0], sqlite_connection):
+                sqlite_connection.setlimit(args[0], SQLITE_LIMIT_ATTACHED, 0)
         elif event in one_path:
             index, fd_index, follow = one_path[event]
             if event == "sqlite3.connect" and type(args[0]) is str and args[0] in (":memory:", ""):
