@@ -22,7 +22,8 @@ from jupyter_medagent.plan.training import TrainingConfig, plan_training
 TEMPLATES = resources.files(__package__).joinpath("templates")
 # Finding kinds the fixes cell repairs or handles; anything else excludes the label.
 FIXABLE = {"orientation_flip", "axis_permutation", "label_convention", "spacing_mismatch", "intensity_scale",
-           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation"}
+           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation",
+           "leakage", "lossy_mask"}
 
 
 class PlanFailed(Exception):
@@ -184,7 +185,7 @@ def fix_entries(findings: list[dict]) -> tuple[str, list[dict]]:
         if f["severity"] == "info" or f["kind"] == "unreadable":
             continue  # unreadable files never enter the analysis (load_cases skips them)
         kind = f["kind"] if f["kind"] in FIXABLE else "exclude"
-        evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping")}
+        evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping", "duplicate_of")}
         entries.append((f["case"], kind, evidence))
         handled.append({"case": f["case"], "finding": f["kind"], "message": f["message"]})
     if not entries:
