@@ -178,7 +178,8 @@ def synth_seg2d(out, *, cases: int = 24, size: int = 64, seed: int = 0, style: s
         if kind:
             manifest["pitfalls"].append({"case": stem, "kind": kind})
     if "leakage" in kinds:
-        first = manifest["cases"][0]
+        plain = {p["case"] for p in manifest["pitfalls"]}
+        first = next(c for c in manifest["cases"] if c["case"] not in plain)  # a copy of a case with no other pitfall
         source = out / first["image"]
         copy, copy_masks = _seg2d_paths(out, style, cases, 1)
         copy = copy.with_suffix(source.suffix)
@@ -218,7 +219,7 @@ def synth_itk(out, *, cases: int = 8, size: int = 48, seed: int = 0, style: str 
     manifest = {"layout": style, "cases": [], "pitfalls": [], "label_names": {"1": "tumor"}}
     for i in range(cases):
         image, label = create_test_image_3d(size, size, size // 2, num_seg_classes=1, channel_dim=None, random_state=rs,
-                                            rad_max=10, rad_min=5)
+                                            rad_max=size // 5, rad_min=max(2, size // 10))
         written = []
         for array, kind in ((image.astype(np.float32) * 1000, "image"), (label.astype(np.uint8), "label")):
             itk = sitk.GetImageFromArray(np.transpose(array, (2, 1, 0)))  # x, y, z -> ITK's z, y, x
