@@ -169,9 +169,13 @@ def read_picture_header(path) -> tuple[tuple[int, ...], np.ndarray, str]:
     return shape, picture_affine(height), mode
 
 
-def load_picture(path, spacing: tuple[float, float] = (1.0, 1.0)) -> Volume:
+def load_picture(path, spacing: tuple[float, float] = (1.0, 1.0), *, preview_side: int | None = None) -> Volume:
     """A PNG/JPEG/TIFF/BMP/GIF as a Volume of shape (width, height, 1) or (width, height, 1, 3): grayscale kept
-    grayscale (16-bit TIFF/PNG stay 16-bit), palette and RGBA pictures as RGB."""
+    grayscale (16-bit TIFF/PNG stay 16-bit), palette and RGBA pictures as RGB.
+
+    ``preview_side``: a JPEG is decoded at the smallest of its DCT scales (1/2, 1/4, 1/8) that keeps at least
+    this many pixels a side (other formats are decoded whole): a quick look, not the picture to train on.
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -179,6 +183,9 @@ def load_picture(path, spacing: tuple[float, float] = (1.0, 1.0)) -> Volume:
         with Image.open(path) as picture:
             picture.seek(0)  # the first frame of a GIF or multi-page TIFF
             mode = picture.mode
+            if preview_side and picture.format == "JPEG":
+                scale = max(1, min(picture.width, picture.height) // preview_side)
+                picture.draft(mode, (picture.width // scale, picture.height // scale))
             if mode in ("P", "PA", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
                 picture = picture.convert("RGB" if _channels_of(mode) > 1 or mode == "P" else "L")
             elif mode == "1":

@@ -18,8 +18,11 @@ Transform = Callable[[np.ndarray], np.ndarray]  # a MONAI array transform on a c
 
 
 def normalised(image: np.ndarray, normalise: Transform) -> np.ndarray:
-    """A whole volume through the notebook's normalisation, channel first: (1, X, Y, Z)."""
-    return np.asarray(normalise(np.asarray(image, dtype=np.float32)[None]), dtype=np.float32)
+    """A whole volume through the notebook's normalisation, channel first: (1, X, Y, Z), or (C, X, Y, Z) for an
+    image with its channels in the 4th dimension (an RGB picture)."""
+    array = np.asarray(image, dtype=np.float32)
+    array = np.moveaxis(array, 3, 0) if array.ndim == 4 else array[None]
+    return np.asarray(normalise(array), dtype=np.float32)
 
 
 def slice_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.ndarray]]:
