@@ -1,4 +1,4 @@
-"""``medagent synth cardiac|xray|seg2d|itk OUT``: write a synthetic data set (the cardiac cine phantom, 2D
+"""``medagent synth cardiac|xray|seg2d|medmnist|itk OUT``: write a synthetic data set (the cardiac cine phantom, 2D
 radiographs in class folders, 2D pictures with masks, ITK volumes) with its truth in manifest.json."""
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def register(subparsers) -> None:
     seg2d.add_argument("--seed", type=int, default=0)
     seg2d.add_argument("--pitfalls", default="none", help="none, all, or some of: " + ", ".join(SEG2D_PITFALLS))
     seg2d.set_defaults(handler=run_2d, maker="synth_seg2d")
+    medmnist = kinds.add_parser("medmnist", help="a MedMNIST-style .npz archive (2D radiographs or 3D volumes)")
+    medmnist.add_argument("out")
+    medmnist.add_argument("--per-class", type=int, default=20, help="training images per class (default 20)")
+    medmnist.add_argument("--size", type=int, default=28)
+    medmnist.add_argument("--dims", type=int, default=2, choices=(2, 3))
+    medmnist.add_argument("--seed", type=int, default=0)
+    medmnist.set_defaults(handler=run_2d, maker="synth_medmnist")
     itk = kinds.add_parser("itk", help="3D volumes with labels as MetaImage (.mha, .mhd + .raw) or a 3D Slicer export")
     itk.add_argument("out")
     itk.add_argument("--style", default="mha", choices=("mha", "mhd", "slicer"))
@@ -67,7 +74,7 @@ def run(args) -> int:
 def run_2d(args) -> int:
     from jupyter_medagent.imaging import phantom2d
 
-    options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases")}
+    options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases", "dims")}
     try:
         manifest = getattr(phantom2d, args.maker)(args.out, **options)
     except ValueError as exc:

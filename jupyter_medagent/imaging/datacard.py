@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from jupyter_medagent.errors import DataError
-from jupyter_medagent.imaging.formats import is_picture, load_picture, read_picture_header
+from jupyter_medagent.imaging.formats import (
+    MEDMNIST_SPLITS, is_picture, load_npz_image, load_picture, read_picture_header,
+)
 from jupyter_medagent.imaging.io import load_volume, read_header
 from jupyter_medagent.imaging.layouts import Discovery, Entry, discover, patient_of
 from jupyter_medagent.imaging.volume import Volume
@@ -205,7 +207,7 @@ class DataCard:
             lines.append(f"Patient metadata for {len(self.patients_metadata)} patients: {', '.join(keys)}.")
         if self.classes:
             counts = {g: sum(c.group == g for c in self.cases) for g in self.classes}
-            lines.append("Classes from sub-folders: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
+            lines.append(f"Classes{' from sub-folders' if 'folder' in self.layout else ''}: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
         if self.multi_labels:
             counts = Counter(name for c in self.cases if c.labels for name in c.labels)
             lines.append("Multi-label findings from the label table: " + ", ".join(f"{n} ({counts[n]})"
@@ -291,8 +293,16 @@ def _fmt_values(card: CaseCard) -> str:
 # --------------------------------------------------------------------------- reading cases
 def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
     """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG, 2D masks)."""
-    image = load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
+    image = load_image(case)
     return image, load_label(case, image)
+
+
+def load_image(case: CaseCard) -> Volume:
+    """A case's image: a file, a frame of a cine, a DICOM series, or one image of a MedMNIST archive."""
+    if case.image_path.endswith(".npz"):
+        split_key = {v: k for k, v in MEDMNIST_SPLITS.items()}[case.split]
+        return load_npz_image(case.image_path, split_key, case.image_frame)
+    return load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
 
 
 def load_label(case: CaseCard, image: Volume) -> Volume | None:
@@ -357,7 +367,7 @@ def describe_case(entry: Entry) -> CaseCard:
             fill_image_stats(card, image)
             card.shape = read_picture_header(card.image_path)[0]
         else:
-            image = load_volume(card.image_path, frame=card.image_frame, files=card.image_files)
+            image = load_image(card)
             fill_image_stats(card, image)
         label = load_label(card, image)
     except DataError as exc:
@@ -387,7 +397,7 @@ def fill_image_stats(card: CaseCard, image: Volume) -> None:
     card.modality = image.modality
     card.format = str(image.meta.get("format", ""))
     card.photometric = image.meta.get("photometric")
-    if card.format.startswith("picture"):
+    if card.format.startswith(("picture", "MedMNIST")):
         card.channels = image.shape[3] if image.array.ndim == 4 else 1
     card.pixel_hash = hashlib.blake2b(np.ascontiguousarray(image.array).tobytes(), digest_size=16).hexdigest()
     card.intensity = {"p0.5": float(p05), "p50": float(p50), "p99.5": float(p995), "mean": float(sample.mean()),

@@ -1,6 +1,6 @@
 """Readers for what nibabel and pydicom do not read: ITK's formats through SimpleITK (MetaImage .mha and
-.mhd + raw, NRRD and 3D Slicer's .seg.nrrd, ...) and 2D pictures through Pillow (PNG, JPEG, 16-bit TIFF,
-BMP, GIF). Both give the same Volume as every other loader: voxels in (x, y, z[, channel]) order with a
+.mhd + raw, NRRD and 3D Slicer's .seg.nrrd, ...), 2D pictures through Pillow (PNG, JPEG, 16-bit TIFF,
+BMP, GIF) and MedMNIST's .npz archives by their keys (train_images, train_labels, val_*, test_*). Both give the same Volume as every other loader: voxels in (x, y, z[, channel]) order with a
 RAS+ affine in mm.
 
 ITK stores geometry in LPS (DICOM's patient coordinates), so its direction, spacing and origin are turned
@@ -11,6 +11,7 @@ down (P), one pixel per unit unless a spacing is given, so a rendered picture is
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,58 @@ def _is_gray(pixels: np.ndarray) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- MedMNIST .npz
+MEDMNIST_SPLITS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def npz_keys(path) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of an .npz file's arrays, from the archive's headers alone (no array is decompressed)."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shapes = {}
+            for name in archive.namelist():
+                with archive.open(name) as member:
+                    major, _ = npy.read_magic(member)
+                    read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+                    shape = read_header(member)[0]
+                shapes[name.removesuffix(".npy")] = tuple(int(s) for s in shape)
+            return shapes
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataError(path, f"not a readable .npz archive ({_first_line(exc)})") from None
+
+
+@lru_cache(maxsize=4)
+def _npz_array(path: str, key: str) -> np.ndarray:
+    try:
+        with np.load(path) as archive:
+            return archive[key]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(Path(path), f"cannot read {key} ({_first_line(exc)})") from None
+
+
+def npz_labels(path, split: str) -> np.ndarray:
+    """A MedMNIST split's labels, (n, 1) class indices or (n, k) binary findings (ChestMNIST)."""
+    return _npz_array(str(path), f"{split}_labels")
+
+
+def load_npz_image(path, split: str, index: int) -> Volume:
+    """Image ``index`` of a MedMNIST split (``train_images[index]``): 2D (28 x 28 [x 3]) or 3D (28 x 28 x 28)
+    variants, in (x, y[, z][, colour]) order with one unit per pixel."""
+    images = _npz_array(str(path), f"{split}_images")
+    if not 0 <= index < len(images):
+        raise DataError(Path(path), f"{split}_images has no image {index} (it holds {len(images)})")
+    pixels = np.asarray(images[index])
+    if pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4)):  # a picture: rows, columns[, colour]
+        array = np.swapaxes(pixels, 0, 1)[:, :, np.newaxis]
+        affine = picture_affine(pixels.shape[0])
+    else:  # a 3D variant (OrganMNIST3D, ...): z, y, x as MedMNIST stores it
+        array = np.transpose(pixels, (2, 1, 0))
+        affine = np.eye(4)
+    return Volume(np.ascontiguousarray(array), affine, f"{path}", None, {"format": "MedMNIST .npz"})

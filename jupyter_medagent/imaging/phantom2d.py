@@ -245,3 +245,37 @@ def synth_itk(out, *, cases: int = 8, size: int = 48, seed: int = 0, style: str 
         manifest["cases"].append({"case": case, "foreground_voxels": int(label.sum())})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def synth_medmnist(out, *, per_class: int = 20, size: int = 28, seed: int = 0, dims: int = 2) -> dict:
+    """A MedMNIST-style archive: ``pneumoniamnist.npz`` (2D radiographs, 0 normal / 1 pneumonia) or, with
+    ``dims=3``, ``nodulemnist3d.npz`` (volumes with or without a bright nodule), with ``train_``, ``val_`` and
+    ``test_`` images and labels as MedMNIST stores them (uint8, labels of shape (n, 1))."""
+    rng = np.random.default_rng(seed)
+    out = _fresh(out)
+    counts = {"train": per_class, "val": max(5, per_class // 4), "test": max(5, per_class // 4)}
+    arrays, manifest = {}, {"layout": "medmnist", "cases": [], "pitfalls": []}
+    name = "pneumoniamnist" if dims == 2 else "nodulemnist3d"
+    for split, n in counts.items():
+        images, labels = [], []
+        for label in (0, 1):
+            for _ in range(n):
+                images.append(_chest(rng, size, bool(label)) if dims == 2 else _nodule_volume(rng, size, bool(label)))
+                labels.append([label])
+        order = rng.permutation(len(images))
+        arrays[f"{split}_images"] = np.stack(images)[order]
+        arrays[f"{split}_labels"] = np.array(labels, np.uint8)[order]
+        manifest["cases"] += [{"case": f"{name}_{split}_{i:05d}", "class": int(arrays[f"{split}_labels"][i, 0])}
+                              for i in range(len(order))]
+    np.savez_compressed(out / f"{name}.npz", **arrays)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _nodule_volume(rng: np.random.Generator, size: int, nodule: bool) -> np.ndarray:
+    grid = np.indices((size,) * 3).astype(np.float32)
+    volume = 0.3 + rng.normal(0, 0.05, (size,) * 3)
+    if nodule:
+        centre, radius = rng.uniform(0.3, 0.7, 3) * size, rng.uniform(0.08, 0.14) * size
+        volume += 0.6 * (((grid - centre[:, None, None, None]) ** 2).sum(0) <= radius**2)
+    return np.clip(volume * 255, 0, 255).astype(np.uint8)

@@ -4,6 +4,8 @@ into RAS, pictures upright after reorientation, MONOCHROME1 radiographs inverted
 
 from __future__ import annotations
 
+import io
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -140,3 +142,18 @@ def test_monochrome1_radiograph_is_inverted_and_imager_pixel_spacing_is_used(tmp
     assert volume.meta["photometric"].startswith("MONOCHROME1")
     assert volume.array[2, 1, 0] == 4095 - 100 and volume.array[0, 0, 0] == 4095 - 4000
     assert volume.spacing[:2] == pytest.approx((0.14, 0.15))  # columns, rows
+
+
+def test_an_rgb_picture_and_its_mask_render_in_colour_as_one_panel(tmp_path):
+    from jupyter_medagent.imaging import render_montage
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[..., 2] = 220  # blue everywhere
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 20:40] = 255
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    Image.fromarray(mask).save(tmp_path / "photo_mask.png")
+    montage = render_montage(reorient(load_volume(tmp_path / "photo.png")), reorient(load_mask([str(tmp_path / "photo_mask.png")])))
+    pixels = np.asarray(Image.open(io.BytesIO(montage._repr_png_())).convert("RGB")).astype(int)
+    blue = (pixels[..., 2] > 180) & (pixels[..., 0] < 60) & (pixels[..., 1] < 60)
+    assert blue.sum() > 0.3 * pixels.shape[0] * pixels.shape[1]  # one colour panel fills most of the montage

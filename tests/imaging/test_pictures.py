@@ -148,3 +148,25 @@ def test_planted_2d_pitfalls_are_found_without_false_alarms(tmp_path):
     assert found / planted >= 0.95, (found, planted)
     assert false / chances <= 0.05, (false, chances)
     assert false == 0  # on these phantoms nothing clean is flagged at all
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_medmnist_npz_is_read_by_its_keys(tmp_path, dims):
+    from jupyter_medagent.imaging.phantom2d import synth_medmnist
+
+    manifest = synth_medmnist(tmp_path / "mm", per_class=6, dims=dims)
+    card = build_data_card(tmp_path / "mm")
+    assert card.layout == "MedMNIST .npz" and card.dims == dims
+    assert card.splits == {"testing": 10, "training": 12, "validation": 10}
+    assert {c.case_id: c.group for c in card.cases} == {c["case"]: f"class {c['class']}" for c in manifest["cases"]}
+    image = load_pair(card.cases[0])[0]
+    assert image.shape == ((28, 28, 1) if dims == 2 else (28, 28, 28))
+
+
+def test_a_multi_label_medmnist_archive_gives_findings(tmp_path):
+    (tmp_path / "mm").mkdir()
+    labels = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], np.uint8)
+    np.savez_compressed(tmp_path / "mm" / "chestmnist.npz", train_images=np.zeros((3, 28, 28), np.uint8),
+                        train_labels=labels)
+    card = build_data_card(tmp_path / "mm")
+    assert [c.labels for c in card.cases] == [["finding 0", "finding 2"], [], ["finding 1"]]

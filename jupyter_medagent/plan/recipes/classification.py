@@ -40,7 +40,10 @@ class Classification2D(Recipe):
         if card.get("dims") != 2 or not card.get("classes") or not _classification_asked(intent, card):
             return None
         network = "DenseNet121" if compute.has_gpu else "a small DenseNet"
-        return (f"2D pictures with classes from {'the label table' if 'table' in card.get('layout', '') else 'the sub-folders'}"
+        layout = card.get("layout", "")
+        source = "the label table" if "table" in layout else "the archive's labels" if "MedMNIST" in layout else \
+            "the sub-folders"
+        return (f"2D pictures with classes from {source}"
                 f" ({', '.join(card['classes'])}): {network} (MONAI) on whole pictures")
 
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:
