@@ -33,15 +33,15 @@ def _radiograph(args: tuple[Path, int, bool]) -> None:
     rng = np.random.default_rng(seed)
     height, width = int(rng.integers(1000, 2000)), int(rng.integers(1000, 2000))
     y, x = np.ogrid[0:height, 0:width]
-    image = np.full((height, width), 140.0, np.float32)
+    image = np.full((height, width), 140, np.uint8)
     for side in (0.3, 0.7):
         lung = ((x / width - side) / 0.15) ** 2 + ((y / height - 0.5) / 0.3) ** 2 <= 1
-        image[lung] = 50.0
+        image[lung] = 50
     if pneumonia:
         cx, cy = rng.choice([0.3, 0.7]) * width, rng.uniform(0.35, 0.65) * height
-        image += 110.0 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * (0.1 * width) ** 2))
-    image += rng.normal(0, 8, (height, width)).astype(np.float32)
-    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=90)
+        image = image + (90 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * (0.1 * width) ** 2))).astype(np.uint8)
+    image = image + rng.integers(0, 6, (height, width), dtype=np.uint8)  # film grain: real JPEG work to decode
+    Image.fromarray(image).save(path, quality=90)
 
 
 def build(root: Path, scale: float) -> int:

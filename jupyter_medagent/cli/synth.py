@@ -1,4 +1,4 @@
-"""``medagent synth cardiac|xray|seg2d|medmnist|itk OUT``: write a synthetic data set (the cardiac cine phantom, 2D
+"""``medagent synth cardiac|xray|seg2d|nih|medmnist|itk OUT``: write a synthetic data set (the cardiac cine phantom, 2D
 radiographs in class folders, 2D pictures with masks, ITK volumes) with its truth in manifest.json."""
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ def register(subparsers) -> None:
     medmnist.add_argument("--dims", type=int, default=2, choices=(2, 3))
     medmnist.add_argument("--seed", type=int, default=0)
     medmnist.set_defaults(handler=run_2d, maker="synth_medmnist")
+    nih = kinds.add_parser("nih", help="radiographs with multi-label findings in a table (the NIH ChestX-ray14 layout)")
+    nih.add_argument("out")
+    nih.add_argument("--patients", type=int, default=30)
+    nih.add_argument("--per-patient", type=int, default=2, help="pictures per patient (follow-ups)")
+    nih.add_argument("--size", type=int, default=64)
+    nih.add_argument("--seed", type=int, default=0)
+    nih.set_defaults(handler=run_2d, maker="synth_nih")
     itk = kinds.add_parser("itk", help="3D volumes with labels as MetaImage (.mha, .mhd + .raw) or a 3D Slicer export")
     itk.add_argument("out")
     itk.add_argument("--style", default="mha", choices=("mha", "mhd", "slicer"))
@@ -74,7 +81,7 @@ def run(args) -> int:
 def run_2d(args) -> int:
     from jupyter_medagent.imaging import phantom2d
 
-    options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases", "dims")}
+    options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases", "dims", "patients", "per_patient")}
     try:
         manifest = getattr(phantom2d, args.maker)(args.out, **options)
     except ValueError as exc:

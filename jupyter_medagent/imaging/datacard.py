@@ -31,7 +31,7 @@ from jupyter_medagent.imaging.volume import Volume
 __all__ = ["CaseCard", "DataCard", "build_data_card", "load_pair", "patient_of", "ras_shape"]
 
 STATS_SAMPLE = 2_000_000  # voxels sampled for intensity percentiles
-PREVIEW_SIDE = 512  # pictures without a mask are described from a decode about this large
+PREVIEW_SIDE = 256  # pictures without a mask are described from a decode about this large
 CARD_THREADS = 4
 MAX_MASK_LABEL = 20  # a 2D mask holding only integers up to this is a label map of several structures
 
@@ -143,6 +143,12 @@ class DataCard:
         return 2 if shapes and all(len(s) >= 3 and s[2] == 1 for s in shapes) else 3
 
     @property
+    def readers(self) -> list[str]:
+        """Which library read which files (pictures with Pillow, ITK formats with SimpleITK, ...), with counts."""
+        counts = Counter(c.format for c in self.readable if c.format)
+        return [f"{n} x {fmt} by {_reader_of(fmt)}" for fmt, n in sorted(counts.items())]
+
+    @property
     def multi_labels(self) -> list[str]:
         """Every finding label a multi-label table names (NIH's ``Finding Labels``), in order."""
         return sorted({name for c in self.cases if c.labels for name in c.labels})
@@ -208,6 +214,8 @@ class DataCard:
         if self.classes:
             counts = {g: sum(c.group == g for c in self.cases) for g in self.classes}
             lines.append(f"Classes{' from sub-folders' if 'folder' in self.layout else ''}: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
+        if self.readers:
+            lines.append("Read with: " + "; ".join(self.readers) + ".")
         if self.multi_labels:
             counts = Counter(name for c in self.cases if c.labels for name in c.labels)
             lines.append("Multi-label findings from the label table: " + ", ".join(f"{n} ({counts[n]})"
@@ -260,9 +268,10 @@ class DataCard:
                 f"{'—' if c.label_path is None else _fmt_values(c)} |"
             )
         spacing = " × ".join(f"{s:.2f}" for s in self.median_spacing)
+        readers = f" · read with {'; '.join(self.readers)}" if self.readers else ""
         summary = (
             f"**{len(self.cases)} cases, {len(self.patients)} patients** · {self.layout} · median spacing {spacing} mm · "
-            f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}"
+            f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}{readers}"
         )
         if self.cines:
             summary += f" · {len(self.cines)} cines"
@@ -278,6 +287,18 @@ def ras_shape(shape: tuple[int, ...], orientation: tuple[str, ...]) -> tuple[int
     for voxel_axis, (world_axis, _) in enumerate(ornt[:3]):
         out[int(world_axis)] = int(shape[voxel_axis])
     return tuple(out)
+
+
+def _reader_of(fmt: str) -> str:
+    if fmt.startswith("picture"):
+        return "Pillow"
+    if fmt.startswith(("MetaImage", "NRRD", "3D Slicer", "ITK")):
+        return "SimpleITK"
+    if fmt.startswith("DICOM"):
+        return "pydicom" if fmt == "DICOM" else "highdicom"
+    if fmt.startswith("MedMNIST"):
+        return "numpy (by its keys)"
+    return "nibabel"
 
 
 def _fmt_spacing(spacing) -> str:

@@ -80,6 +80,9 @@ def load_itk(path) -> Volume:
     path = Path(path)
     reader = _itk_reader(path)
     dimension = reader.GetDimension()
+    if path.name.lower().endswith(".seg.nrrd") and reader.GetNumberOfComponents() > 1:
+        raise DataError(path, f"a segmentation of {reader.GetNumberOfComponents()} layers (overlapping segments): "
+                              "export it from 3D Slicer as a label map to use it as one label per voxel")
     if dimension > 3 and reader.GetNumberOfComponents() == 1:
         raise DataError(path, f"a {dimension}D image: only 2D and 3D ITK images are read (a multi-layer "
                               "segmentation? export it from 3D Slicer as a label map)")

@@ -279,3 +279,36 @@ def _nodule_volume(rng: np.random.Generator, size: int, nodule: bool) -> np.ndar
         centre, radius = rng.uniform(0.3, 0.7, 3) * size, rng.uniform(0.08, 0.14) * size
         volume += 0.6 * (((grid - centre[:, None, None, None]) ** 2).sum(0) <= radius**2)
     return np.clip(volume * 255, 0, 255).astype(np.uint8)
+
+
+def synth_nih(out, *, patients: int = 30, per_patient: int = 2, size: int = 64, seed: int = 0) -> dict:
+    """NIH ChestX-ray14's layout: ``images/00000001_000.png`` (patient 1, picture 0) and ``Data_Entry_2017.csv``
+    with ``Image Index,Finding Labels,Follow-up #,Patient ID``; each picture has Effusion (a bright band at the
+    base of a lung), Nodule (a small bright spot), both (``Effusion|Nodule``) or ``No Finding``."""
+    import csv
+
+    rng = np.random.default_rng(seed)
+    out = _fresh(out)
+    (out / "images").mkdir()
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    rows, manifest = [], {"layout": "nih", "cases": [], "pitfalls": []}
+    for patient in range(1, patients + 1):
+        for k in range(per_patient):
+            pixels = _chest(rng, size, False).astype(np.float32)
+            findings = [name for name in ("Effusion", "Nodule") if rng.random() < 0.45]
+            if "Effusion" in findings:
+                side = rng.choice([0.3, 0.7])
+                pixels += 110 * ((np.abs(x - side) < 0.14) & (y > 0.66) & (y < 0.8))
+            if "Nodule" in findings:
+                cx, cy = rng.choice([0.3, 0.7]) + rng.uniform(-0.05, 0.05), rng.uniform(0.3, 0.6)
+                pixels += 140 * (((x - cx) ** 2 + (y - cy) ** 2) <= 0.045**2)
+            name = f"{patient:08d}_{k:03d}.png"
+            _save(np.clip(pixels, 0, 255).astype(np.uint8), out / "images" / name)
+            rows.append([name, "|".join(findings) or "No Finding", k, patient])
+            manifest["cases"].append({"case": name[:-4], "findings": findings, "patient": patient})
+    with open(out / "Data_Entry_2017.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Image Index", "Finding Labels", "Follow-up #", "Patient ID"])
+        writer.writerows(rows)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest

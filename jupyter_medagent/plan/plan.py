@@ -44,6 +44,7 @@ class Preferences:
     ef_bar: float = 3.0  # largest mean EF error (points) against reference labels on held-out patients
     accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
     epochs: int = 30  # classification training epochs
+    auroc_bar: float = 0.80  # mean AUROC over the findings on held-out pictures, for multi-label classification
 
 
 @dataclass

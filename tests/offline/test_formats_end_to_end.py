@@ -1,5 +1,6 @@
 """Each new layout, made by the project's own makers (``medagent synth xray|seg2d|itk``), inspected and solved by
-``medagent run`` with a plain request: the quality bar met on held-out data and the refined notebook re-run."""
+``medagent run`` with a plain request: the quality bar met on held-out data and the refined notebook re-run.
+Training is shortened (epochs, steps) so that each run stays within minutes on a shared 2-core machine."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_2d_segmentation_end_to_end(tmp_path, style):
     data = tmp_path / style
     assert medagent("synth", "seg2d", data, "--style", style, "--cases", 20).returncode == 0
     result = medagent("run", "Segment the lesions in these images.", "--data", data, "--out", tmp_path / "nb.ipynb",
-                      "--json")
+                      "--json", "--backend", "offline:steps=300")
     summary = json.loads(result.stdout)
     assert result.returncode == 0, summary["reason"]
     assert summary["reexecuted_ok"] is True and summary["metrics"]["dice_mean"] >= 0.8
@@ -78,9 +79,45 @@ def test_slicer_export_segmentation_end_to_end(tmp_path):
     data = tmp_path / "slicer"
     assert medagent("synth", "itk", data, "--style", "slicer", "--cases", 8, "--size", 48).returncode == 0
     result = medagent("run", "Segment the tumors in these scans.", "--data", data, "--out", tmp_path / "nb.ipynb",
-                      "--json")
+                      "--json", "--backend", "offline:steps=300")
     summary = json.loads(result.stdout)
     assert result.returncode == 0, summary["reason"]
     assert summary["reexecuted_ok"] is True and summary["metrics"]["dice_mean"] >= 0.8
     notebook, _ = _notebook(tmp_path / "nb.ipynb")
     assert "tumor" in json.dumps(notebook["metadata"]["medagent"]["plan"]["structures"])
+
+
+@pytest.mark.parametrize("maker, request_text, recipe", [
+    (("xray", "--per-class", 6), "Train a model to detect pneumonia in these chest X-rays.", "classification_2d"),
+    (("nih", "--patients", 8), "Classify the findings in these chest X-rays.", "multilabel_2d"),
+    (("medmnist", "--per-class", 6), "Classify these images.", "classification_2d"),
+    (("seg2d", "--style", "kvasir", "--cases", 6), "Segment the polyps in these endoscopy images.", "segmentation_2d"),
+])
+def test_plans_for_2d_data_choose_their_recipe_and_their_code_compiles(tmp_path, maker, request_text, recipe):
+    from jupyter_medagent.imaging import build_data_card
+    from jupyter_medagent.judge.quantitative import check_dataset
+    from jupyter_medagent.plan.compute import compute_fingerprint
+    from jupyter_medagent.plan.intent import parse_request
+    from jupyter_medagent.plan.plan import make_plan
+
+    assert medagent("synth", maker[0], tmp_path / "data", *maker[1:]).returncode == 0
+    card = build_data_card(tmp_path / "data")
+    findings = [f.to_dict() for f in check_dataset(card)]
+    plan = make_plan(card.to_dict(), parse_request(request_text), compute_fingerprint(), data_dir=str(tmp_path / "data"),
+                     findings=findings)
+    assert plan.recipe == recipe
+    for step in plan.steps:
+        if step.tool == "cell":
+            compile(plan.source(step), step.name, "exec")  # every template filled in, valid Python
+
+
+@pytest.mark.slow
+def test_multilabel_findings_end_to_end(tmp_path):
+    data = tmp_path / "nih"
+    assert medagent("synth", "nih", data, "--patients", 30).returncode == 0
+    result = medagent("run", "Classify the findings in these chest X-rays.", "--data", data, "--out",
+                      tmp_path / "nb.ipynb", "--json", "--backend", "offline:epochs=20")
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0, summary["reason"]
+    assert summary["reexecuted_ok"] is True and summary["metrics"]["auroc_mean"] >= 0.8
+    assert {"auroc_Effusion", "auroc_Nodule"} <= set(summary["metrics"])
