@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jupyter_medagent.judge.findings import Finding
 
-IMBALANCE_RATIO = 3.0  # the largest class this many times the smallest: weight the classes
+IMBALANCE_RATIO = 2.0  # the largest class at least twice the smallest: weight the classes
 VALIDATION_MIN_CASES = 10
 VALIDATION_MIN_FRACTION = 0.05  # of the training split
 SPLIT_ORDER = {"training": 0, "validation": 1, "testing": 2, None: 3}
