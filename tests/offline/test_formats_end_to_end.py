@@ -65,7 +65,7 @@ def test_2d_segmentation_end_to_end(tmp_path, style):
     data = tmp_path / style
     assert medagent("synth", "seg2d", data, "--style", style, "--cases", 20).returncode == 0
     result = medagent("run", "Segment the lesions in these images.", "--data", data, "--out", tmp_path / "nb.ipynb",
-                      "--json", "--backend", "offline:steps=300")
+                      "--json", "--backend", "offline:steps=200", timeout=1800)
     summary = json.loads(result.stdout)
     assert result.returncode == 0, summary["reason"]
     assert summary["reexecuted_ok"] is True and summary["metrics"]["dice_mean"] >= 0.8
@@ -92,6 +92,7 @@ def test_slicer_export_segmentation_end_to_end(tmp_path):
     (("nih", "--patients", 8), "Classify the findings in these chest X-rays.", "multilabel_2d"),
     (("medmnist", "--per-class", 6), "Classify these images.", "classification_2d"),
     (("seg2d", "--style", "kvasir", "--cases", 6), "Segment the polyps in these endoscopy images.", "segmentation_2d"),
+    (("itk", "--style", "slicer", "--cases", 3, "--size", 32), "Segment the tumors in these scans.", "segmentation_2d"),
 ])
 def test_plans_for_2d_data_choose_their_recipe_and_their_code_compiles(tmp_path, maker, request_text, recipe):
     from jupyter_medagent.imaging import build_data_card
@@ -106,6 +107,10 @@ def test_plans_for_2d_data_choose_their_recipe_and_their_code_compiles(tmp_path,
     plan = make_plan(card.to_dict(), parse_request(request_text), compute_fingerprint(), data_dir=str(tmp_path / "data"),
                      findings=findings)
     assert plan.recipe == recipe
+    if maker[0] == "itk":  # the structure is named by the .seg.nrrd header; thick slices (2.5 mm): 2D
+        assert plan.structures == {1: "tumor"}
+    if maker[0] == "seg2d":
+        assert "IN_CHANNELS = 3" in plan.source(plan.step("normalise")) and "(px)" in plan.source(plan.step("evaluate"))
     for step in plan.steps:
         if step.tool == "cell":
             compile(plan.source(step), step.name, "exec")  # every template filled in, valid Python
