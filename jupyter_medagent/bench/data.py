@@ -154,6 +154,40 @@ def ct_vertebra(out: Path, patients: int = 8, slices: int = 8, seed: int = 0, ra
     return {"patients": patients}
 
 
+@maker
+def chest_xray(out: Path, per_class: int = 16, size: int = 64, seed: int = 0, pitfalls: str | list[str] = "none") -> dict[str, Any]:
+    """Chest radiographs as the Kaggle set ships them (``{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg``,
+    imaging/phantom2d.py); truth: each picture's class and split, and the pitfalls planted."""
+    from jupyter_medagent.imaging.phantom2d import synth_xray
+
+    manifest = synth_xray(out, per_class=per_class, size=size, seed=seed, pitfalls=pitfalls)
+    (out / "manifest.json").unlink()
+    return {"classes": {c["case"]: c["class"] for c in manifest["cases"]}, "cases": [c["case"] for c in manifest["cases"]],
+            "pitfalls": manifest["pitfalls"]}
+
+
+@maker
+def lesion_pictures(out: Path, cases: int = 24, size: int = 64, seed: int = 0, style: str = "busi",
+                    pitfalls: str | list[str] = "none") -> dict[str, Any]:
+    """2D pictures with lesion masks laid out as Kvasir-SEG, ISIC or BUSI (imaging/phantom2d.py); truth: the
+    cases and the pitfalls planted."""
+    from jupyter_medagent.imaging.phantom2d import synth_seg2d
+
+    manifest = synth_seg2d(out, cases=cases, size=size, seed=seed, style=style, pitfalls=pitfalls)
+    (out / "manifest.json").unlink()
+    return {"cases": [c["case"] for c in manifest["cases"]], "pitfalls": manifest["pitfalls"]}
+
+
+@maker
+def itk_volumes(out: Path, cases: int = 8, size: int = 48, seed: int = 0, style: str = "mha") -> dict[str, Any]:
+    """3D volumes with one labelled structure as MetaImage or a 3D Slicer export (imaging/phantom2d.py)."""
+    from jupyter_medagent.imaging.phantom2d import synth_itk
+
+    manifest = synth_itk(out, cases=cases, size=size, seed=seed, style=style)
+    (out / "manifest.json").unlink()
+    return {"cases": [c["case"] for c in manifest["cases"]], "pitfalls": []}
+
+
 def make_data(maker_name: str, params: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The task's data made afresh in ``folder`` (what was there, perhaps cut short, goes) and its truth, for
     the caller to keep: the truth is on no disk, so the data is made again by each bench that needs it."""

@@ -1,10 +1,12 @@
-"""``medagent synth cardiac OUT``: write the synthetic cardiac cine data set."""
+"""``medagent synth cardiac|xray|seg2d|nih|medmnist|itk OUT``: write a synthetic data set (the cardiac cine phantom, 2D
+radiographs in class folders, 2D pictures with masks, ITK volumes) with its truth in manifest.json."""
 
 from __future__ import annotations
 
 import json
 
 from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.imaging.phantom2d import SEG2D_PITFALLS, XRAY_PITFALLS
 
 
 def register(subparsers) -> None:
@@ -22,6 +24,44 @@ def register(subparsers) -> None:
     cardiac.add_argument("--test-cases", type=int, default=0, help="further patients without labels")
     cardiac.set_defaults(handler=run)
 
+    xray = kinds.add_parser("xray", help="chest radiographs in class folders with train/val/test splits "
+                                         "(the Kaggle chest X-ray layout)")
+    xray.add_argument("out")
+    xray.add_argument("--per-class", type=int, default=16, help="training images per class (default 16)")
+    xray.add_argument("--size", type=int, default=64, help="pixels a side (default 64)")
+    xray.add_argument("--seed", type=int, default=0)
+    xray.add_argument("--pitfalls", default="none", help="none, all, or some of: " + ", ".join(XRAY_PITFALLS))
+    xray.set_defaults(handler=run_2d, maker="synth_xray")
+    seg2d = kinds.add_parser("seg2d", help="pictures with lesion masks, laid out as Kvasir-SEG, ISIC or BUSI")
+    seg2d.add_argument("out")
+    seg2d.add_argument("--style", default="kvasir", choices=("kvasir", "isic", "busi"))
+    seg2d.add_argument("--cases", type=int, default=24)
+    seg2d.add_argument("--size", type=int, default=64)
+    seg2d.add_argument("--seed", type=int, default=0)
+    seg2d.add_argument("--pitfalls", default="none", help="none, all, or some of: " + ", ".join(SEG2D_PITFALLS))
+    seg2d.set_defaults(handler=run_2d, maker="synth_seg2d")
+    medmnist = kinds.add_parser("medmnist", help="a MedMNIST-style .npz archive (2D radiographs or 3D volumes)")
+    medmnist.add_argument("out")
+    medmnist.add_argument("--per-class", type=int, default=20, help="training images per class (default 20)")
+    medmnist.add_argument("--size", type=int, default=28)
+    medmnist.add_argument("--dims", type=int, default=2, choices=(2, 3))
+    medmnist.add_argument("--seed", type=int, default=0)
+    medmnist.set_defaults(handler=run_2d, maker="synth_medmnist")
+    nih = kinds.add_parser("nih", help="radiographs with multi-label findings in a table (the NIH ChestX-ray14 layout)")
+    nih.add_argument("out")
+    nih.add_argument("--patients", type=int, default=30)
+    nih.add_argument("--per-patient", type=int, default=2, help="pictures per patient (follow-ups)")
+    nih.add_argument("--size", type=int, default=64)
+    nih.add_argument("--seed", type=int, default=0)
+    nih.set_defaults(handler=run_2d, maker="synth_nih")
+    itk = kinds.add_parser("itk", help="3D volumes with labels as MetaImage (.mha, .mhd + .raw) or a 3D Slicer export")
+    itk.add_argument("out")
+    itk.add_argument("--style", default="mha", choices=("mha", "mhd", "slicer"))
+    itk.add_argument("--cases", type=int, default=8)
+    itk.add_argument("--size", type=int, default=48)
+    itk.add_argument("--seed", type=int, default=0)
+    itk.set_defaults(handler=run_2d, maker="synth_itk")
+
 
 def run(args) -> int:
     from jupyter_medagent.imaging.phantom import synth_cardiac
@@ -35,4 +75,18 @@ def run(args) -> int:
     print(f"wrote {len(manifest['cases'])} cases from {len(manifest['patients'])} patients to {args.out}")
     if planted:
         print("planted pitfalls: " + json.dumps(dict(planted)))
+    return 0
+
+
+def run_2d(args) -> int:
+    from jupyter_medagent.imaging import phantom2d
+
+    options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases", "dims", "patients", "per_patient")}
+    try:
+        manifest = getattr(phantom2d, args.maker)(args.out, **options)
+    except ValueError as exc:
+        raise MedagentError(str(exc)) from None
+    print(f"wrote {len(manifest['cases'])} cases ({manifest['layout']} layout) to {args.out}")
+    if manifest["pitfalls"]:
+        print("planted pitfalls: " + json.dumps({p["case"]: p["kind"] for p in manifest["pitfalls"]}))
     return 0

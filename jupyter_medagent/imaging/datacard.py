@@ -10,7 +10,10 @@ shown to a model.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ from typing import Any
 import numpy as np
 
 from jupyter_medagent.errors import DataError
+from jupyter_medagent.imaging.formats import (
+    MEDMNIST_SPLITS, is_picture, load_npz_image, load_picture, read_picture_header,
+)
 from jupyter_medagent.imaging.io import load_volume, read_header
 from jupyter_medagent.imaging.layouts import Discovery, Entry, discover, patient_of
 from jupyter_medagent.imaging.volume import Volume
@@ -25,6 +31,9 @@ from jupyter_medagent.imaging.volume import Volume
 __all__ = ["CaseCard", "DataCard", "build_data_card", "load_pair", "patient_of", "ras_shape"]
 
 STATS_SAMPLE = 2_000_000  # voxels sampled for intensity percentiles
+PREVIEW_SIDE = 256  # pictures without a mask are described from a decode about this large
+CARD_THREADS = 4
+MAX_MASK_LABEL = 20  # a 2D mask holding only integers up to this is a label map of several structures
 
 
 @dataclass
@@ -51,6 +60,12 @@ class CaseCard:
     label_shape: tuple[int, ...] = ()
     label_spacing: tuple[float, ...] = ()
     group: str | None = None  # the sub-folder holding the image, e.g. a class name
+    labels: list[str] | None = None  # multi-label findings from a label table
+    pixel_hash: str = ""  # of the decoded pixels: identical images under different names
+    label_encoding: str | None = None  # how a 2D mask stores its foreground (0/1, 0/255, lossy grey levels)
+    mask_files: list[str] | None = None  # the masks of one image, merged (BUSI's _mask, _mask_1)
+    format: str = ""
+    photometric: str | None = None  # "MONOCHROME1, inverted ..." for such radiographs
     error: str | None = None  # why the case could not be read
 
     @property
@@ -122,6 +137,33 @@ class DataCard:
         return groups if len(groups) >= 2 and all(c.group for c in self.cases) else []
 
     @property
+    def dims(self) -> int:
+        """2 when every readable case is a single 2D picture or slice (a third axis of length 1), else 3."""
+        shapes = [c.shape for c in self.readable if c.shape]
+        return 2 if shapes and all(len(s) >= 3 and s[2] == 1 for s in shapes) else 3
+
+    @property
+    def readers(self) -> list[str]:
+        """Which library read which files (pictures with Pillow, ITK formats with SimpleITK, ...), with counts."""
+        counts = Counter(c.format for c in self.readable if c.format)
+        return [f"{n} x {fmt} by {_reader_of(fmt)}" for fmt, n in sorted(counts.items())]
+
+    @property
+    def multi_labels(self) -> list[str]:
+        """Every finding label a multi-label table names (NIH's ``Finding Labels``), in order."""
+        return sorted({name for c in self.cases if c.labels for name in c.labels})
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Cases per split, as the data set gives its splits (training, validation, testing)."""
+        return dict(sorted(Counter(c.split for c in self.cases if c.split).items()))
+
+    @property
+    def channels(self) -> dict[int, int]:
+        """{channels: cases}: 1 for grayscale, 3 for RGB pictures."""
+        return dict(sorted(Counter(c.channels for c in self.readable).items()))
+
+    @property
     def patients(self) -> list[str]:
         return sorted({c.patient_id for c in self.cases} | {c["patient"] for c in self.cines})
 
@@ -146,6 +188,10 @@ class DataCard:
             "label_names": {str(k): v for k, v in self.label_names.items()},
             "layout_convention": self.layout_convention,
             "classes": self.classes,
+            "dims": self.dims,
+            "channels": {str(k): v for k, v in self.channels.items()},
+            "multi_labels": self.multi_labels,
+            "splits": self.splits,
             "unpaired_labels": self.unpaired_labels,
             "cines": self.cines,
             "patients_metadata": self.patients_metadata,
@@ -177,7 +223,17 @@ class DataCard:
             lines.append(f"Patient metadata for {len(self.patients_metadata)} patients: {', '.join(keys)}.")
         if self.classes:
             counts = {g: sum(c.group == g for c in self.cases) for g in self.classes}
-            lines.append("Classes from sub-folders: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
+            lines.append(f"Classes{' from sub-folders' if 'folder' in self.layout else ''}: " + ", ".join(f"{g} ({n})" for g, n in counts.items()))
+        if self.readers:
+            lines.append("Read with: " + "; ".join(self.readers) + ".")
+        if self.multi_labels:
+            counts = Counter(name for c in self.cases if c.labels for name in c.labels)
+            lines.append("Multi-label findings from the label table: " + ", ".join(f"{n} ({counts[n]})"
+                                                                                 for n in self.multi_labels))
+        if self.splits:
+            lines.append("Splits as given: " + ", ".join(f"{name} {n}" for name, n in self.splits.items()))
+        if self.dims == 2 and len(self.channels) > 1:
+            lines.append("Channels: " + ", ".join(f"{n} x {k}-channel" for k, n in self.channels.items()))
         if self.unpaired_labels:
             lines.append(f"Label maps without an image: {', '.join(self.unpaired_labels)}")
         lines += self.series_lines()
@@ -226,9 +282,10 @@ class DataCard:
                 f"{'—' if c.label_path is None else _fmt_values(c)} |"
             )
         spacing = " × ".join(f"{s:.2f}" for s in self.median_spacing)
+        readers = f" · read with {'; '.join(self.readers)}" if self.readers else ""
         summary = (
             f"**{len(self.cases)} cases, {len(self.patients)} patients** · {self.layout} · median spacing {spacing} mm · "
-            f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}"
+            f"anisotropy {self.anisotropy:.1f} · label values {self.label_values}{readers}"
         )
         if self.cines:
             summary += f" · {len(self.cines)} cines"
@@ -246,6 +303,18 @@ def ras_shape(shape: tuple[int, ...], orientation: tuple[str, ...]) -> tuple[int
     return tuple(out)
 
 
+def _reader_of(fmt: str) -> str:
+    if fmt.startswith("picture"):
+        return "Pillow"
+    if fmt.startswith(("MetaImage", "NRRD", "3D Slicer", "ITK")):
+        return "SimpleITK"
+    if fmt.startswith("DICOM"):
+        return "pydicom" if fmt == "DICOM" else "highdicom"
+    if fmt.startswith("MedMNIST"):
+        return "numpy (by its keys)"
+    return "nibabel"
+
+
 def _fmt_spacing(spacing) -> str:
     return "×".join(f"{s:.2f}" for s in spacing[:3])
 
@@ -258,7 +327,7 @@ def _fmt_values(card: CaseCard) -> str:
 
 # --------------------------------------------------------------------------- reading cases
 def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
-    """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG).
+    """A case's image and label map as the layout describes them (a frame, a DICOM series, a SEG, 2D masks).
 
     Args:
         case: one of ``card.cases``.
@@ -266,24 +335,83 @@ def load_pair(case: CaseCard) -> tuple[Volume, Volume | None]:
     Returns:
         (image Volume, label Volume or None when the case has no label).
     """
+    image = load_image(case)
+    return image, load_label(case, image)
+
+
+def load_image(case: CaseCard) -> Volume:
+    """A case's image: a file, a frame of a cine, a DICOM series, or one image of a MedMNIST archive."""
+    if case.image_path.endswith(".npz"):
+        split_key = {v: k for k, v in MEDMNIST_SPLITS.items()}[case.split]
+        return load_npz_image(case.image_path, split_key, case.image_frame)
+    return load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
+
+
+def load_label(case: CaseCard, image: Volume) -> Volume | None:
+    """A case's label map (None without one); a DICOM SEG is put on its image's grid."""
     from jupyter_medagent.imaging.dicom import load_seg
 
-    image = load_volume(case.image_path, frame=case.image_frame, files=case.image_files)
     if case.label_path is None:
-        return image, None
+        return None
     if case.label_kind == "dicom-seg":
-        return image, load_seg(Path(case.label_path), image)
-    return image, load_volume(case.label_path, frame=case.label_frame)
+        return load_seg(Path(case.label_path), image)
+    if case.label_kind == "mask":
+        return load_mask(case.mask_files or [case.label_path])
+    return load_volume(case.label_path, frame=case.label_frame)
+
+
+def load_mask(paths: list[str]) -> Volume:
+    """A 2D mask, or the masks of one image merged (BUSI's ``_mask`` and ``_mask_1``), with foreground 1.
+
+    Masks stored as 0/255 become 0/1; a mask with grey levels (saved as JPEG, or anti-aliased) is thresholded
+    at half its maximum; a few small integers are kept as label values. ``meta["mask_encoding"]`` says which.
+    """
+    merged, encodings = None, []
+    for path in paths:
+        mask = load_volume(path)
+        array = np.asarray(mask.array)
+        if array.ndim == 4:  # an RGB mask: foreground wherever any channel is set
+            array = array.max(axis=3)
+        values = np.unique(array)
+        if set(values.tolist()) <= {0, 1}:
+            encodings.append("0/1")
+        elif set(values.tolist()) <= {0, 255}:
+            array, encodings = (array > 0), encodings + ["0/255"]
+        elif np.all(np.mod(values, 1) == 0) and values.max() <= MAX_MASK_LABEL and values.size <= MAX_MASK_LABEL + 1:
+            encodings.append("label values")
+        else:
+            array = array >= values.max() / 2
+            encodings.append(f"{values.size} grey levels (lossy compression or anti-aliasing), thresholded at half "
+                             "the maximum")
+        array = np.asarray(array, dtype=np.uint8)
+        if merged is not None and merged.shape != array.shape:
+            raise DataError(path, f"mask of size {array.shape[0]}x{array.shape[1]} differs from the first mask of "
+                                  f"this image ({merged.shape[0]}x{merged.shape[1]})")
+        merged = array if merged is None else np.maximum(merged, array)
+        affine = mask.affine
+    meta = {"format": "mask", "mask_encoding": "; ".join(sorted(set(encodings)))}
+    if len(paths) > 1:
+        meta["merged"] = len(paths)
+    return Volume(merged, affine, str(paths[0]), None, meta)
 
 
 def describe_case(entry: Entry) -> CaseCard:
     card = CaseCard(entry.case_id, entry.patient_id, entry.image.path, entry.label.path if entry.label else None,
                     entry.image.frame, entry.label.frame if entry.label else None, entry.image.files,
                     entry.label.kind if entry.label else "image", entry.phase, entry.split, entry.channels,
-                    group=entry.group)
+                    group=entry.group, labels=entry.labels,
+                    mask_files=entry.label.files if entry.label and entry.label.kind == "mask" else None)
     try:
-        image, label = load_pair(card)
-        fill_image_stats(card, image)
+        if is_picture(card.image_path) and card.label_path is None:
+            # A picture without a mask is described from a reduced decode (JPEG's DCT scaling: several times
+            # faster on a radiograph of 2,000 pixels a side); its size comes from the header.
+            image = load_picture(card.image_path, preview_side=PREVIEW_SIDE)
+            fill_image_stats(card, image)
+            card.shape = read_picture_header(card.image_path)[0]
+        else:
+            image = load_image(card)
+            fill_image_stats(card, image)
+        label = load_label(card, image)
     except DataError as exc:
         card.error = str(exc)
         return card
@@ -293,21 +421,27 @@ def describe_case(entry: Entry) -> CaseCard:
 
 
 def fill_image_stats(card: CaseCard, image: Volume) -> None:
-    data = np.asarray(image.array, dtype=np.float32)
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - finite.sum())
-        what = "all" if bad == data.size else f"{bad:,} of {data.size:,}"
-        raise DataError(image.path, f"{what} voxels are NaN or infinite: the image holds no usable intensities"
-                        if bad == data.size else f"{what} voxels are NaN or infinite")
+    data = np.asarray(image.array)
+    if data.dtype.kind not in "iub":  # integers cannot be NaN
+        finite = np.isfinite(data)
+        if not finite.all():
+            bad = int(data.size - finite.sum())
+            what = "all" if bad == data.size else f"{bad:,} of {data.size:,}"
+            raise DataError(image.path, f"{what} voxels are NaN or infinite: the image holds no usable intensities"
+                            if bad == data.size else f"{what} voxels are NaN or infinite")
     # A strided sample keeps percentiles exact enough and loading fast on large volumes.
-    sample = data.ravel()[:: max(1, data.size // STATS_SAMPLE)]
+    sample = data.ravel()[:: max(1, data.size // STATS_SAMPLE)].astype(np.float32)
     p05, p50, p995 = np.percentile(sample, [0.5, 50, 99.5])
     card.shape = image.shape
     card.spacing = image.spacing
     card.orientation = image.orientation
     card.dtype = str(image.array.dtype)
     card.modality = image.modality
+    card.format = str(image.meta.get("format", ""))
+    card.photometric = image.meta.get("photometric")
+    if card.format.startswith(("picture", "MedMNIST")):
+        card.channels = image.shape[3] if image.array.ndim == 4 else 1
+    card.pixel_hash = hashlib.blake2b(np.ascontiguousarray(image.array).tobytes(), digest_size=16).hexdigest()
     card.intensity = {"p0.5": float(p05), "p50": float(p50), "p99.5": float(p995), "mean": float(sample.mean()),
                       "std": float(sample.std())}
 
@@ -317,6 +451,7 @@ def fill_label_stats(card: CaseCard, label: Volume) -> None:
     card.label_integer = bool(np.all(np.mod(values, 1) == 0))
     card.label_values = [float(v) for v in values[:64]]
     card.label_shape = label.shape
+    card.label_encoding = label.meta.get("mask_encoding")
     card.label_spacing = label.spacing
 
 
@@ -354,7 +489,10 @@ def build_data_card(folder) -> DataCard:
             cines.append(describe_cine(cine))
         except DataError as exc:
             found.findings.append(_unreadable_cine(cine, exc))
-    return DataCard(str(root), [describe_case(e) for e in found.entries], found.unpaired_labels, found.layout, cines,
+    # Cases are read in parallel threads: decoding (zlib, JPEG) and numpy release the GIL.
+    with ThreadPoolExecutor(max_workers=max(1, min(CARD_THREADS, os.cpu_count() or 1))) as pool:
+        cases = list(pool.map(describe_case, found.entries))
+    return DataCard(str(root), cases, found.unpaired_labels, found.layout, cines,
                     found.patients, found.findings, found.label_names, found.convention, found.modality,
                     found.skipped, found.series, found.identifiers)
 

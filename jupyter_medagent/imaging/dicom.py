@@ -112,7 +112,9 @@ def _stack_slices(datasets, files: list[Path], source: Path) -> Volume:
         raise DataError(source, f"DICOM slices differ in size: {sorted(shapes)}")
     # pydicom gives (rows, cols); nibabel's convention is (x=column index, y=row index, z).
     stack = np.stack([s.T for s in slices], axis=-1)
-    row_spacing, col_spacing = (float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0]))
+    # Radiographs (CR/DX) often state only the detector's spacing (ImagerPixelSpacing).
+    spacing = getattr(first, "PixelSpacing", None) or getattr(first, "ImagerPixelSpacing", None) or [1.0, 1.0]
+    row_spacing, col_spacing = (float(v) for v in spacing)
     origin = np.array(getattr(first, "ImagePositionPatient", [0.0, 0.0, 0.0]), dtype=float)
     if len(datasets) > 1:
         step = (np.array(datasets[-1].ImagePositionPatient, dtype=float) - origin) / (len(datasets) - 1)
@@ -126,12 +128,23 @@ def _stack_slices(datasets, files: list[Path], source: Path) -> Volume:
     affine_lps[:3, 3] = origin
     modality = str(getattr(first, "Modality", "")) or None
     meta = {"format": "DICOM", "slices": len(datasets)}
+    if str(getattr(first, "PhotometricInterpretation", "")) == "MONOCHROME1":
+        # MONOCHROME1 shows low values white: inverted, so bone is bright as in every other image.
+        stack = _invert(stack, first)
+        meta["photometric"] = "MONOCHROME1, inverted to MONOCHROME2"
     slope = float(getattr(first, "RescaleSlope", 1.0) or 1.0)
     intercept = float(getattr(first, "RescaleIntercept", 0.0) or 0.0)
     if (slope, intercept) != (1.0, 0.0):
         stack = stack.astype(np.float32) * slope + intercept
         meta["rescaled"] = "Hounsfield units" if modality == "CT" else "rescale slope/intercept applied"
     return Volume(stack, LPS_TO_RAS @ affine_lps, str(source), modality, meta)
+
+
+def _invert(stack: np.ndarray, ds) -> np.ndarray:
+    bits = int(getattr(ds, "BitsStored", 0) or 0)
+    if stack.dtype.kind == "u" and bits:
+        return ((1 << bits) - 1 - stack.astype(np.int64)).astype(stack.dtype)
+    return (stack.max() + stack.min() - stack).astype(stack.dtype)
 
 
 def _load_multiframe(path: Path, ds) -> Volume:

@@ -1,4 +1,4 @@
-"""Load NIfTI, DICOM and anything nibabel reads into one Volume type; save NIfTI; reorient.
+"""Load NIfTI, DICOM, ITK formats (SimpleITK), pictures (Pillow) and anything nibabel reads into one Volume type; save NIfTI; reorient.
 
 A 4D file (a cine) can be read one frame at a time through nibabel's array proxy, so a data card of a
 hundred cines never holds them in memory. Before any array is allocated, the size the header claims is
@@ -17,17 +17,21 @@ import nibabel as nib
 import numpy as np
 
 from jupyter_medagent.errors import DataError
+from jupyter_medagent.imaging.formats import (
+    is_itk_file, is_picture, load_itk, load_picture, read_itk_header, read_picture_header,
+)
 from jupyter_medagent.imaging.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-COMPRESSED_SUFFIXES = (".gz", ".mgz")
+COMPRESSED_SUFFIXES = (".gz", ".mgz", ".nrrd", ".mha")  # whose voxels may be deflate-compressed
 GZIP_MAX_RATIO = 1032  # deflate cannot compress better than about 1032:1
 MEMORY_SHARE = 0.8  # of the free memory one array may take
 
 
 def load_volume(path, *, frame: int | None = None, files: list[str] | None = None,
                 expect_ndim: int | None = None) -> Volume:
-    """Load a NIfTI/nibabel file, a DICOM file, a DICOM series folder, or the DICOM files of one series.
+    """Load a NIfTI/nibabel file, an ITK file (.mha, .mhd, .nrrd), a picture (PNG, JPEG, TIFF, BMP, GIF), a DICOM
+    file, a DICOM series folder, or the DICOM files of one series.
 
     Args:
         path: the file or series folder (a data card's ``image_path`` / ``label_path``).
@@ -49,6 +53,10 @@ def load_volume(path, *, frame: int | None = None, files: list[str] | None = Non
         volume = dicom.load_series_folder(path)
     elif path.stat().st_size == 0:
         raise DataError(path, "the file is empty")
+    elif is_itk_file(path):
+        volume = load_itk(path)
+    elif is_picture(path):
+        volume = load_picture(path)
     elif dicom.is_dicom(path):
         volume = dicom.load_series([path], path)
     else:
@@ -60,8 +68,12 @@ def load_volume(path, *, frame: int | None = None, files: list[str] | None = Non
 
 
 def read_header(path) -> tuple[tuple[int, ...], np.ndarray, str]:
-    """(shape, affine, dtype) of a NIfTI/nibabel file without reading its voxels."""
+    """(shape, affine, dtype) of a NIfTI/nibabel, ITK or picture file without reading its voxels."""
     path = Path(path)
+    if is_itk_file(path):
+        return read_itk_header(path)
+    if is_picture(path):
+        return read_picture_header(path)
     try:
         image = nib.load(str(path))
     except (nib.filebasedimages.ImageFileError, EOFError, OSError, ValueError, zlib.error) as exc:
@@ -168,14 +180,18 @@ def _load_nibabel(path: Path, frame: int | None) -> Volume:
 
 def check_claimed_size(path: Path, shape: tuple[int, ...], itemsize: int, *, whole_file_shape=None) -> None:
     """Refuse to allocate what a header claims when the file cannot hold it, or memory cannot."""
-    import psutil
-
     whole = math.prod(whole_file_shape or shape) * itemsize
     size = path.stat().st_size
     capacity = size * GZIP_MAX_RATIO if path.name.lower().endswith(COMPRESSED_SUFFIXES) else size
     if whole > capacity:
         raise DataError(path, f"the header claims {' x '.join(map(str, whole_file_shape or shape))} voxels "
                               f"({_gb(whole)}) but the file of {size:,} bytes cannot hold them: truncated or corrupt")
+    check_memory(path, shape, itemsize)
+
+
+def check_memory(path: Path, shape: tuple[int, ...], itemsize: int) -> None:
+    import psutil
+
     wanted, free = math.prod(shape) * itemsize, psutil.virtual_memory().available
     if wanted > free * MEMORY_SHARE:
         raise DataError(path, f"needs {_gb(wanted)} of memory to load, but only {_gb(free)} are free")

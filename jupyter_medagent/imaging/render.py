@@ -70,6 +70,8 @@ def _as_array_and_affine(volume, spacing) -> tuple[np.ndarray | None, np.ndarray
         affine = np.diag(list(spacing or (1.0, 1.0, 1.0))[:3] + [1.0])
     if array.ndim == 2:
         array = array[..., np.newaxis]
+    if array.ndim == 4 and array.shape[2] == 1 and array.shape[3] in (3, 4):
+        return array[..., :3], affine  # an RGB picture (x, y, 1, colour)
     if array.ndim != 3:
         raise ValueError(f"render_montage needs a 2D or 3D array, got shape {array.shape} (pick one frame of 4D data)")
     return array, affine
@@ -95,6 +97,9 @@ def render_montage(image, label=None, prediction=None, *, spacing=None, title=No
         Montage (``png`` bytes, ``width``, ``height``, ``title``); displayed when it is a cell's last value.
     """
     img, affine = _as_array_and_affine(image, spacing)
+    colour = img if img.ndim == 4 else None  # shown in colour; windows and panels come from its grey values
+    if colour is not None:
+        img = colour.astype(np.float32).mean(axis=3)
     ref, _ = _as_array_and_affine(label, spacing)
     pred, _ = _as_array_and_affine(prediction, spacing)
     for name, other in (("label", ref), ("prediction", pred)):
@@ -115,7 +120,12 @@ def render_montage(image, label=None, prediction=None, *, spacing=None, title=No
         width = max(1, round(PANEL_HEIGHT * grey.shape[0] * voxel[axis_h] / (grey.shape[1] * voxel[axis_v])))
         size = (min(width, 3 * PANEL_HEIGHT), PANEL_HEIGHT)
         # Voxel (h, v) -> display column h, row v counted from the bottom, so +v points up.
-        panel = Image.fromarray(np.ascontiguousarray(grey.T[::-1]), "L").resize(size, Image.BILINEAR).convert("RGB")
+        if colour is not None:
+            rgb = np.clip(take(colour), 0, 255).astype(np.uint8) if colour.dtype == np.uint8 else \
+                _to_uint8(take(colour), lo, hi)
+            panel = Image.fromarray(np.ascontiguousarray(np.transpose(rgb, (1, 0, 2))[::-1]), "RGB").resize(size, Image.BILINEAR)
+        else:
+            panel = Image.fromarray(np.ascontiguousarray(grey.T[::-1]), "L").resize(size, Image.BILINEAR).convert("RGB")
         canvas = np.asarray(panel).copy()
         for arr, dashed in ((ref, False), (pred, True)):
             if arr is not None:
@@ -150,6 +160,8 @@ def _to_uint8(plane: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def _panel_plan(shape, voxel, focus):
     """(horizontal axis, vertical axis, slicer, caption) per panel."""
+    if shape[2] == 1:  # a 2D picture or a single slice: the one plane there is
+        return [(0, 1, _slicer(2, 0), "2D")]
     if focus is not None and focus.any():
         occupied = [np.flatnonzero(focus.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
         centre = [int((o[0] + o[-1]) // 2) for o in occupied]

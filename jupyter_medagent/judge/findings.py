@@ -29,7 +29,19 @@ OTHER_KINDS = (
     "aligned_by_reorientation",  # image and label stored in different orientations of the same voxels (a note)
 )
 
-FINDING_KINDS = PITFALL_KINDS + OTHER_KINDS
+# What an expert checks in a 2D data set before training (judge/pictures.py); the 2D phantom plants the first five.
+PICTURE_KINDS = (
+    "leakage",  # the same picture in the training and the test split (or under two names)
+    "lossy_mask",  # a mask with grey levels (saved as JPEG): thresholded, and said so
+    "mixed_channels",  # grayscale and RGB pictures in one data set
+    "monochrome1",  # a radiograph stored inverted (MONOCHROME1), inverted on reading
+    "class_imbalance",  # one class several times as frequent as another
+    "small_validation",  # a given validation split too small to trust
+    "mask_encoding",  # masks stored as 0/255 (read as 0/1), or stored differently across the data set
+    "patients_from_names",  # patient ids taken from the file names, so splits are by patient
+)
+
+FINDING_KINDS = PITFALL_KINDS + OTHER_KINDS + PICTURE_KINDS
 
 Severity = Literal["info", "warning", "error"]
 

@@ -9,6 +9,7 @@ cardiac or a convention is named.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,8 @@ def check_pair(image: Volume, label: Volume, case: str = "", *, convention: str 
         return findings
     if any(f.kind == "geometry_mismatch" and f.evidence.get("shape_differs") for f in findings):
         return findings  # voxel-wise checks need matching arrays
+    if label.meta.get("format") == "mask":
+        return findings  # a photograph's mask: no anatomy to fit it to, and flips are not how masks go wrong
     findings += _fit_variants(_arr(image), np.rint(lab).astype(np.int16), case)
     if convention:
         detected = detect_convention(np.rint(lab).astype(np.int16))
@@ -90,10 +93,15 @@ def check_pair(image: Volume, label: Volume, case: str = "", *, convention: str 
 def _geometry(image: Volume, label: Volume, case: str) -> list[Finding]:
     findings = []
     if image.shape[:3] != label.shape[:3]:
+        if label.meta.get("format") == "mask":
+            message = (f"mask {Path(label.path).name} is {label.shape[0]}x{label.shape[1]} pixels but its image "
+                       f"{Path(image.path).name} is {image.shape[0]}x{image.shape[1]}: it cannot be the image's mask")
+        else:
+            message = f"image shape {image.shape} and label shape {label.shape} differ"
         findings.append(
-            Finding(case, "geometry_mismatch", "error",
-                    f"image shape {image.shape} and label shape {label.shape} differ",
-                    {"image_shape": list(image.shape), "label_shape": list(label.shape), "shape_differs": True})
+            Finding(case, "geometry_mismatch", "error", message,
+                    {"image_shape": list(image.shape), "label_shape": list(label.shape), "shape_differs": True,
+                     "path": label.path})
         )
         return findings
     img_sp, lab_sp = np.array(image.spacing[:3]), np.array(label.spacing[:3])
@@ -268,6 +276,10 @@ def check_dataset(card, *, convention: str | None = None) -> list[Finding]:
     findings += _dataset_conventions(detected, convention)
     findings += _dataset_label_sets(card)
     findings += _dataset_intensity(card)
+    if card.dims == 2:
+        from jupyter_medagent.judge.pictures import check_pictures
+
+        findings += check_pictures(card)
     for path in card.unpaired_labels:
         findings.append(Finding(path, "unreadable", "warning", f"label map {path} has no matching image", {"path": path}))
     return findings

@@ -27,6 +27,8 @@ FIX_ACTIONS = {
     "geometry_mismatch": "label excluded: it does not describe the image's voxels",
     "unreadable": "case excluded: the file cannot be read",
     "exclude": "label excluded: the quality checks still flag it after repair",
+    "leakage": "kept with its duplicate, on one side of the split (never held out against itself)",
+    "lossy_mask": "mask thresholded at half its maximum on reading",
 }
 
 
@@ -39,6 +41,9 @@ class Case:
     excluded_label: str | None = None  # why the label is not used, if it is not
     group: str | None = None  # class name for classification data (the image's sub-folder)
     phase: str | None = None  # "ED" or "ES" when the data set says so
+    split: str | None = None  # "training", "validation" or "testing", as the data set gives it
+    labels: list[str] | None = None  # multi-label findings, from a label table
+    duplicate_of: str | None = None  # the case with the same pixels, which this one follows in any split
 
 
 def load_cases(card: DataCard) -> dict[str, Case]:
@@ -56,7 +61,8 @@ def load_cases(card: DataCard) -> dict[str, Case]:
         image, label = load_pair(c)
         if label is not None:
             label = aligned_to(image, label) or label
-        cases[c.case_id] = Case(c.case_id, c.patient_id, image, label, group=c.group, phase=c.phase)
+        cases[c.case_id] = Case(c.case_id, c.patient_id, image, label, group=c.group, phase=c.phase, split=c.split,
+                                labels=c.labels)
     return cases
 
 
@@ -91,7 +97,9 @@ def fix_case(case: Case, kind: str, evidence: dict) -> str:
         label.affine = case.image.affine.copy()
     elif kind in ("interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "exclude"):
         case.label, case.excluded_label = None, FIX_ACTIONS[kind]
-    elif kind != "intensity_scale":
+    elif kind == "leakage":
+        case.duplicate_of = evidence["duplicate_of"]
+    elif kind not in ("intensity_scale", "lossy_mask"):
         raise ValueError(f"no fix known for finding kind {kind!r}")
     return FIX_ACTIONS[kind]
 

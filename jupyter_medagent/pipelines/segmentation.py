@@ -21,13 +21,16 @@ def normalised(image: np.ndarray, normalise: Transform) -> np.ndarray:
     """A whole volume through the notebook's normalisation, channel first.
 
     Args:
-        image: the volume's array (X, Y, Z).
+        image: the volume's array (X, Y, Z), or (X, Y, Z, C) for an image with its channels in the 4th dimension
+            (an RGB picture).
         normalise: the MONAI array transform (channel first).
 
     Returns:
-        float32 array of shape (1, X, Y, Z).
+        float32 array of shape (1, X, Y, Z), or (C, X, Y, Z).
     """
-    return np.asarray(normalise(np.asarray(image, dtype=np.float32)[None]), dtype=np.float32)
+    array = np.asarray(image, dtype=np.float32)
+    array = np.moveaxis(array, 3, 0) if array.ndim == 4 else array[None]
+    return np.asarray(normalise(array), dtype=np.float32)
 
 
 def slice_items(cases: list[Case], normalise: Transform) -> list[dict[str, np.ndarray]]:

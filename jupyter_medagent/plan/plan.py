@@ -23,7 +23,8 @@ from jupyter_medagent.plan.training import TrainingConfig, plan_training
 TEMPLATES = resources.files(__package__).joinpath("templates")
 # Finding kinds the fixes cell repairs or handles; anything else excludes the label.
 FIXABLE = {"orientation_flip", "axis_permutation", "label_convention", "spacing_mismatch", "intensity_scale",
-           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation"}
+           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation",
+           "leakage", "lossy_mask"}
 
 
 class PlanFailed(Exception):
@@ -44,6 +45,7 @@ class Preferences:
     ef_bar: float = 3.0  # largest mean EF error (points) against reference labels on held-out patients
     accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
     epochs: int = 30  # classification training epochs
+    auroc_bar: float = 0.80  # mean AUROC over the findings on held-out pictures, for multi-label classification
 
 
 @dataclass
@@ -199,7 +201,7 @@ def fix_entries(findings: list[dict]) -> tuple[str, list[dict]]:
         if f["severity"] == "info" or f["kind"] == "unreadable":
             continue  # unreadable files never enter the analysis (load_cases skips them)
         kind = f["kind"] if f["kind"] in FIXABLE else "exclude"
-        evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping")}
+        evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping", "duplicate_of")}
         entries.append((f["case"], kind, evidence))
         handled.append({"case": f["case"], "finding": f["kind"], "message": f["message"]})
     if not entries:

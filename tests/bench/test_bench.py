@@ -94,7 +94,8 @@ def test_the_cli_refuses_a_malformed_suite_in_one_line(tmp_path):
 def test_the_shipped_suites_load_with_every_task_in_four_wordings():
     default = load_suite("default")
     assert [t.name for t in default.tasks] == ["cardiac_seg", "cardiac_seg_pitfalls", "ef_from_labels", "spheres_3d",
-                                               "lesion_classification", "brain_mni", "ct_hu"]
+                                               "lesion_classification", "brain_mni", "ct_hu", "chest_xray_classification",
+                                               "lesion_seg_2d", "itk_slicer_seg"]
     assert all(list(t.wordings) == ["expert", "ordinary", "vague", "misleading"] for t in default.tasks)
     assert load_suite("judge").kind == "judge"
 

@@ -17,12 +17,12 @@ __all__ = ["Cine", "Discovery", "Entry", "Source", "discover", "patient_of", "ph
 
 
 def discover(root) -> Discovery:
-    from jupyter_medagent.imaging.layouts import acdc, bids, decathlon, dicom_tree, mnms, pairs
+    from jupyter_medagent.imaging.layouts import acdc, bids, decathlon, dicom_tree, medmnist, mnms, pairs, pictures
 
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "not a folder")
-    for layout in (decathlon, acdc, mnms, bids, dicom_tree, pairs):
+    for layout in (decathlon, acdc, mnms, bids, medmnist, dicom_tree, pictures, pairs):
         if layout.detect(root):
             return layout.discover(root)
     return pairs.discover(root)

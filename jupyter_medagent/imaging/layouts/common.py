@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".img", ".nrrd")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".img", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd")
 LABEL_MARKERS = ("_gt", "_seg", "_label", "_labels", "_mask")
 # A frame, phase or channel of one patient, stripped to find the patient: patient001_ED, heart_000ED,
 # patient001_frame01, case_0000, sub-01_T1w ... (a bare ED/ES needs a digit before it: not "SPEED").
@@ -40,6 +40,7 @@ class Entry:
     group: str | None = None  # a class sub-folder
     split: str | None = None  # "training" or "testing", as the layout names it
     channels: int = 1
+    labels: list[str] | None = None  # multi-label findings, from a label table
 
 
 @dataclass

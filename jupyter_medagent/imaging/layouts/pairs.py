@@ -1,5 +1,7 @@
 """Plain folders: label maps beside their images with a common suffix (``_gt``, ``_seg``, ``_mask``,
-``_label(s)``), flat or one folder per patient or per class; DICOM series anywhere in the tree beside them.
+``_label(s)``), or in ``labels/`` beside ``images/`` with the same name (grand-challenge .mha, LUNA-style
+.mhd + .raw), flat or one folder per patient or per class; 3D Slicer exports (a patient folder holding a
+scan and its ``Segmentation.seg.nrrd``); DICOM series anywhere in the tree beside them.
 
 A 4D image is a cine when its 4th dimension is long (time), channels when short. A cine with a 4D label
 map gives one case per labelled frame; a cine without one is attached to its patient.
@@ -21,6 +23,7 @@ from jupyter_medagent.imaging.layouts.common import (
 from jupyter_medagent.errors import DataError
 
 NAME = "folder of images and label maps"
+LABEL_FOLDERS = ("labels", "masks", "segmentations")  # beside images/: labels matched to images by stem
 
 
 def detect(root: Path) -> bool:
@@ -30,28 +33,61 @@ def detect(root: Path) -> bool:
 def discover(root: Path) -> Discovery:
     found = Discovery(NAME)
     files = sorted(p for p in root.rglob("*") if is_image_file(p))
-    label_files = {}
+    label_files, slicer = {}, {}
     for path in files:
         stem = strip_suffix(path.name)
         marker = label_marker(stem)
-        if marker:
+        if path.name.lower().endswith(".seg.nrrd"):
+            slicer.setdefault(path.parent, []).append(path)
+        elif marker:
             label_files[(path.parent, stem[: -len(marker)])] = path
-    used = set()
+        elif path.parent.name.lower() in LABEL_FOLDERS:
+            label_files[(path.parent.parent / "images", stem)] = path
+    used, slicer_images = set(), _slicer_cases(slicer, files, found, root)
     for path in files:
         stem = strip_suffix(path.name)
-        if label_marker(stem):
+        if path in slicer_images or path.name.lower().endswith(".seg.nrrd") or label_marker(stem) \
+                or path.parent.name.lower() in LABEL_FOLDERS:
             continue
         key = (path.parent, stem)
         label = label_files.get(key)
         if label is not None:
             used.add(key)
-        group = path.parent.name if path.parent != root and path.parent.parent == root else None
+        group = path.parent.name if path.parent != root and path.parent.parent == root and \
+            path.parent.name.lower() != "images" else None
         _add(found, stem, path, label, group, root)
-    found.unpaired_labels = [str(p.relative_to(root)) for key, p in sorted(label_files.items()) if key not in used]
+    found.unpaired_labels += [str(p.relative_to(root)) for folder, segs in sorted(slicer.items())
+                              for p in segs if p.parent not in {i.parent for i in slicer_images}]
+    found.unpaired_labels += [str(p.relative_to(root)) for key, p in sorted(label_files.items()) if key not in used]
     if any(dicom.is_dicom(p) for p in root.rglob("*") if p.is_file()):
         dicom_tree.discover(root, found)
-        found.layout = f"{NAME}, with DICOM series" if files else dicom_tree.NAME
+        found.layout = f"{found.layout}, with DICOM series" if files else dicom_tree.NAME
     return found
+
+
+def _slicer_cases(slicer: dict[Path, list[Path]], files: list[Path], found: Discovery, root: Path) -> set[Path]:
+    """A 3D Slicer export: a folder holding one scan and its .seg.nrrd is ONE case (named after the folder),
+    with the segment names and values from the .seg.nrrd header. Returns the scans used."""
+    from jupyter_medagent.imaging.formats import seg_nrrd_segments
+
+    used = set()
+    for folder, segs in sorted(slicer.items()):
+        scans = [p for p in files if p.parent == folder and not p.name.lower().endswith(".seg.nrrd")]
+        if len(scans) != 1 or len(segs) != 1:
+            found.findings.append(finding(folder.name, f"{folder.relative_to(root) if folder != root else '.'} holds "
+                                          f"{len(scans)} scan(s) and {len(segs)} .seg.nrrd file(s): which segmentation "
+                                          "belongs to which scan cannot be told, so they are not paired", segs[0]))
+            continue
+        case_id = folder.name if folder != root else strip_suffix(scans[0].name)
+        try:
+            found.label_names.update(seg_nrrd_segments(segs[0]))
+        except DataError as exc:
+            found.findings.append(finding(case_id, str(exc), segs[0]))
+        found.entries.append(Entry(case_id, case_id, Source(str(scans[0])), Source(str(segs[0]))))
+        used.add(scans[0])
+    if used:
+        found.layout = "3D Slicer export (one scan and its .seg.nrrd per patient folder)"
+    return used
 
 
 def _add(found: Discovery, stem: str, image: Path, label: Path | None, group: str | None, root: Path) -> None:

@@ -44,14 +44,24 @@ class Segmentation(Recipe):
         plan.training = plan_training(self.dims, card["median_shape"], plan.compute, device=prefs.device,
                                       steps=prefs.steps, batch_size=prefs.batch_size)
         ct = is_ct(card)
-        plan.normalisation = ("CT: one Hounsfield window for every scan, from the 0.5-99.5 percentiles of the "
-                              "labelled structures in the training cases" if ct else
-                              "z-score per image (MRI intensities have no absolute unit)")
+        pictures = is_pictures(card)
+        channels_seen = {int(k): v for k, v in (card.get("channels") or {"1": 1}).items()}
+        in_channels = max(channels_seen, key=lambda k: (channels_seen[k], k)) if pictures else 1
+        if pictures:
+            plan.normalisation = ("z-score per picture and channel (pictures have no absolute intensity unit)"
+                                  + ("" if len(channels_seen) == 1 else ", every picture brought to "
+                                     + ("RGB" if in_channels == 3 else "grayscale")))
+        else:
+            plan.normalisation = ("CT: one Hounsfield window for every scan, from the 0.5-99.5 percentiles of the "
+                                  "labelled structures in the training cases" if ct else
+                                  "z-score per image (MRI intensities have no absolute unit)")
         cardiac = plan.anatomy == "cardiac" and plan.convention is not None
         plan.params.update(training_params(plan.training), structures=repr(plan.structures),
                            n_classes=max(plan.structures) + 1,
                            convention_arg=f", convention={plan.convention!r}" if plan.convention else "",
-                           convention=plan.convention or "",
+                           convention=plan.convention or "", in_channels=in_channels,
+                           channels_note="RGB" if in_channels == 3 else "grayscale",
+                           hd_unit="px" if pictures else "mm",
                            lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0),
                            myo_value=next((v for v, n in plan.structures.items() if n == "MYO"), 0))
         steps = self.data_steps(plan) + [
@@ -59,12 +69,13 @@ class Segmentation(Recipe):
                       "or slice, so no patient is in both the training and the held-out set."),
             self.cell("normalise", "", "Intensity normalisation, as a MONAI transform applied to every image before "
                       "training and prediction: " + plan.normalisation + ".",
-                      f"segmentation/normalise_{'ct' if ct else 'mri'}"),
-            self.cell("data", "", self.data_note(plan), f"segmentation/data_{self.dims}d"),
+                      f"segmentation/normalise_{'picture' if pictures else 'ct' if ct else 'mri'}"),
+            self.cell("data", "", self.data_note(plan, pictures), f"segmentation/data_{self.dims}d"),
             self.cell("train", "", ""),
             self.cell("evaluate", "Evaluate Dice and HD95 on held-out patients", "Segment the held-out patients (whole "
                       "volumes, with a sliding window of the training patch) and score them against their reference "
-                      "labels: Dice and HD95 per structure."),
+                      "labels: Dice and HD95 per structure" + (" (HD95 in pixels: the pictures state no pixel size)."
+                                                               if pictures else ".")),
         ]
         if cardiac:
             steps.append(self.cell("plausibility", "Check the predicted anatomy", "Check that every prediction is "
@@ -97,7 +108,10 @@ class Segmentation(Recipe):
         plan.steps = steps
         self.describe_training(plan)
 
-    def data_note(self, plan: Plan) -> str:
+    def data_note(self, plan: Plan, pictures: bool) -> str:
+        if pictures:
+            return ("Training pictures: every training picture, normalised as above, padded or cropped to a common "
+                    "size, with mild augmentation (small rotations, zooms, shifts, intensity changes).")
         if self.dims == 2:
             return ("Training slices: every in-plane slice of the training volumes, normalised as above, padded to a "
                     "common size, with mild augmentation (small rotations, zooms, shifts, intensity changes).")
@@ -171,6 +185,12 @@ def unlabelled_cines(card: dict) -> list[dict]:
     return [c for c in card.get("cines", []) if c["patient"] not in labelled]
 
 
+def is_pictures(card: dict) -> bool:
+    """2D pictures (PNG, JPEG, ...): no pixel size, no intensity unit, perhaps colour."""
+    return card.get("dims") == 2 and all(c.get("format", "").startswith("picture")
+                                         for c in card.get("cases", []) if not c.get("error"))
+
+
 def is_ct(card: dict) -> bool:
     """CT by the files' word (DICOM, dataset.json), or by intensities that only Hounsfield units have."""
     modality = (card.get("modality") or "").upper()
@@ -187,7 +207,7 @@ class Segmentation3D(Segmentation):
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
-        if not self.wanted(intent, card, convention) or preferences.dims == 2:
+        if not self.wanted(intent, card, convention) or preferences.dims == 2 or card.get("dims") == 2:
             return None
         if preferences.dims == 3:
             return "a 3D network, as asked for"
@@ -208,6 +228,8 @@ class Segmentation2D(Segmentation):
         if not self.wanted(intent, card, convention):
             return None
         anisotropy = card.get("anisotropy", 1.0)
+        if card.get("dims") == 2:
+            return "2D pictures: a 2D UNet on whole pictures"
         if preferences.dims == 2:
             return "a 2D network on in-plane slices, as asked for"
         if anisotropy > THICK_SLICE_ANISOTROPY:
