@@ -28,6 +28,19 @@ def split_pictures(cases: dict[str, Case], *, test_fraction: float, validation_f
     A data set's own test split is kept as given, less any picture whose patient (or identical twin) is in
     training; without one, patients are split. A given validation split is used unless it is too small to
     trust (``resplit_validation``): then validation patients are drawn from the training ones.
+
+    Args:
+        cases: the cases by name (``load_cases``), each with ``split`` ("training", "validation", "testing" or
+            None), ``patient`` and ``duplicate_of`` (the name of an identical picture, or None).
+        test_fraction: the share of patients held out when the data set has no test split of its own.
+        validation_fraction: the share of training patients drawn for validation when none is given (or the given
+            one is too small to trust).
+        seed: the seed of the patient draws.
+        resplit_validation: True to draw validation patients from training even where a validation split is given.
+
+    Returns:
+        PictureSplit with ``train``, ``validation`` and ``test`` lists of cases and ``notes`` (what was decided,
+        in words, for the notebook).
     """
     notes = []
     for case in cases.values():  # an identical copy follows its original, so it never sits on the other side
@@ -65,7 +78,15 @@ def split_pictures(cases: dict[str, Case], *, test_fraction: float, validation_f
 
 def picture_array(image: Volume, channels: int) -> np.ndarray:
     """A picture (x, y, 1[, colour]) as float32 (channels, x, y): RGB to grey by luminance where the network takes
-    one channel, grey repeated where it takes three."""
+    one channel, grey repeated where it takes three.
+
+    Args:
+        image: a picture's Volume (``case.image``), shaped (x, y, 1) or (x, y, 1, colour).
+        channels: the channels the network takes (1 or 3).
+
+    Returns:
+        float32 array of shape (channels, x, y).
+    """
     array = np.asarray(image.array, dtype=np.float32)[:, :, 0]
     array = array[np.newaxis] if array.ndim == 2 else np.moveaxis(array[..., :3], -1, 0)
     return MatchChannels(channels)(array)
