@@ -1,6 +1,9 @@
 """``%%medagent``: run the agent inside the user's own kernel.
 
-Cells run in-process, so every variable they make stays in the user's namespace. In JupyterLab the
+Cells run in-process, so every variable they make stays in the user's namespace: the offline backend's
+(its code is ours), and any backend's in the "Python 3 (medagent sandbox)" kernel. A model backend's
+cells in any other kernel run in a kernel of the run's own (sandboxed where bubblewrap works; else
+each waits for approval), never in the user's. In JupyterLab the
 MedAgent extension does the rest, as it does for the sidebar: the magic shows its run as a
 ``RUN_MIME`` output (the extension draws the same timeline as the sidebar: thumbnails, verdict badges,
 progress) and sends every event on the comm target ``COMM_TARGET``; the extension feeds them to that
@@ -155,6 +158,7 @@ class MedagentMagics(Magics):
     @cell_magic
     def medagent(self, line: str, cell: str):
         from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
         from jupyter_medagent.kernel import InProcessExecutor
         from jupyter_medagent.session import RunOptions, build_agent
 
@@ -176,7 +180,7 @@ class MedagentMagics(Magics):
         view: RunView | None = None
         try:
             agent = build_agent(options, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
-                                approver=ask_on_console, user_kernel=True,
+                                approver=ask_on_console, user_kernel=True, user_kernel_sandboxed=in_sandbox_kernel(),
                                 default_notebook=default_notebook(self.shell), on_live=lambda e: view.add(e))
         except MedagentError as exc:
             _say(str(exc))

@@ -21,6 +21,8 @@ from jupyter_medagent.agent.skills import SKILL_LEVELS
 from jupyter_medagent.agent.tools import Approver
 from jupyter_medagent.errors import ConfigError, DataError
 from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
+from jupyter_medagent.isolation.deid import deidentified_view
+from jupyter_medagent.isolation import kernelspec
 
 
 @dataclass
@@ -33,7 +35,7 @@ class RunOptions:
     vlm_judge: str | None = None
     max_steps: int = 80
     max_cost: float | None = None  # USD, a hard stop for model calls
-    safety: str | None = None  # enforce, approve or off; None: enforce, or approve where a model's cells run unsandboxed
+    safety: str | None = None  # enforce (None), approve or off; a model's cells outside a sandbox: always approve
     acceptance: dict[str, list] = field(default_factory=dict)
     reexecute: bool = True  # verify the refined notebook by re-running it; False: it is marked "not verified"
     isolation: str = "auto"  # kernels the run starts: auto (sandbox where bubblewrap works, else guard), sandbox, guard, off
@@ -102,12 +104,18 @@ def refined_name(notebook: Path | None) -> str:
 
 def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
                 approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False,
-                on_live=None):
+                user_kernel_sandboxed: bool = False, on_live=None):
     """The Agent for ``options``; cells run through ``make_executor(isolation)``.
 
     ``approver`` is how this front door asks the user about a cell; it is used in approve mode only.
     ``on_live`` receives a running cell's live events when the executor runs cells inline (the magic).
-    ``user_kernel``: the cells run in the user's own kernel (magic, sidebar), which is never sandboxed.
+    ``user_kernel``: ``make_executor`` runs the cells in the user's own kernel (magic, sidebar);
+    ``user_kernel_sandboxed``: that kernel is the "Python 3 (medagent sandbox)" kernel.
+
+    A model backend's cells never run in a user's kernel outside the sandbox: they run in a kernel of
+    the run's own, ``isolation.new_kernel_executor()`` (and not in the sandbox kernel when the data holds
+    DICOM files, which only the sandboxes medagent starts show de-identified). Where that kernel cannot be
+    sandboxed either, every model-written cell waits for the user's approval, whatever ``safety`` says.
     Raises MedagentError subclasses (unknown backend, missing key, missing folder) before any kernel is
     started or connected to.
     """
@@ -130,24 +138,40 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
     isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
-    notices = [isolation.notice] if isolation.notice else []
+    model_cells = getattr(backend, "name", "offline") != "offline"
+    in_user_kernel = user_kernel and (user_kernel_sandboxed or not model_cells)
+    if model_cells and in_user_kernel and data and deidentified_view(data):
+        raise ConfigError(f"{data} holds DICOM files, which the \"Python 3 (medagent sandbox)\" kernel shows as they "
+                          "are; run this from a plain Python kernel: a model's cells then run in a sandbox of the "
+                          "run's own that shows them de-identified")
+    sandboxed = user_kernel_sandboxed if in_user_kernel else isolation.sandboxed
+    notices = []
+    if model_cells and not sandboxed:
+        where = isolation.notice or "Kernels are not sandboxed (isolation off)."
+        notices.append(f"{where} A model writes the cells, so each one waits for your approval.")
+    elif isolation.notice:
+        notices.append(isolation.notice)
+    if user_kernel and not in_user_kernel:
+        kind = "a sandboxed kernel" if isolation.sandboxed else "a kernel"
+        notices.append(f"A model writes the cells, so they run in {kind} of the run's own, not in this "
+                       "notebook's kernel: variables are not shared (the \"Python 3 (medagent sandbox)\" kernel, "
+                       "`medagent kernelspec install`, shares them).")
+    reexecute = options.reexecute
+    if reexecute and in_user_kernel and kernelspec.in_sandbox_kernel():
+        reexecute = False  # no program, so no kernel, can be started from inside the sandbox
+        notices.append("This kernel is the sandbox, where no other kernel can be started: the refined notebook is not "
+                       "re-run to verify it (re-run it yourself, or run from a plain kernel).")
     if renamed:
         notices.append(f"{requested.name} already exists and is kept as it is; this run writes {notebook.name}.")
-    safety = options.safety
-    if safety is None:
-        unsandboxed = user_kernel or not isolation.sandboxed
-        safety = "approve" if unsandboxed and getattr(backend, "name", "offline") != "offline" else "enforce"
-        if safety == "approve":
-            notices.append("A model writes the cells and they run outside the sandbox, so each cell waits for your "
-                           "approval (choose --safety enforce to let them run after the static check).")
+    safety = "approve" if model_cells and not sandboxed else options.safety or "enforce"
     gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
     task = Task(options.request, data, str(output_dir), options.acceptance,
                 relative_paths=not (options.kernel_gateway or options.kernel_elsewhere))
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)
-    executor = make_executor(isolation)
+    executor = make_executor(isolation) if in_user_kernel or not user_kernel else isolation.new_kernel_executor()
     return Agent(task, backend, executor, judges=judges,
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
-                 approver=approve, safety=gate, notebook_path=notebook, reexecute=options.reexecute,
+                 approver=approve, safety=gate, notebook_path=notebook, reexecute=reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
                  on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live)

@@ -9,7 +9,7 @@ import sys
 from jupyter_medagent.errors import MedagentError
 
 # Subcommand modules, in the order ``medagent --help`` lists them.
-COMMAND_MODULES = ("synth", "inspect", "judge", "run", "bench", "mcp")
+COMMAND_MODULES = ("synth", "inspect", "judge", "run", "bench", "mcp", "kernelspec")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,12 +22,15 @@ from pathlib import Path
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from jupyter_medagent.isolation.deid import DeidView, cache_root, deidentified_view
+
 # Variables a kernel may inherit; everything else (API keys, tokens, cloud credentials) stays out.
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "PYTHONPATH", "VIRTUAL_ENV",
                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "MPLBACKEND",
                "NVIDIA_VISIBLE_DEVICES", "TORCH_HOME", "NUMBA_CACHE_DIR")
 # Hidden inside the sandbox: home folders (keys, tokens, other kernels' connection files), the host's
-# temporary files, and files holding password hashes or host keys.
+# temporary files, and files holding password hashes or host keys; ``hidden_dirs()`` adds the places
+# this host keeps such things elsewhere (Jupyter's runtime folder, medagent's config and caches).
 HIDDEN_DIRS = ("/home", "/root", "/tmp", "/var/tmp", "/run", "/etc/ssh")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 SANDBOX_HOME = "/tmp/home"
@@ -61,8 +64,8 @@ def sandbox_problem() -> str | None:
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed"
     # The kernels' own mounts: a Python installed under a hidden folder (a virtualenv in /home or /tmp) must run.
-    probe = [bwrap, *_mounts(), "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--",
-             sys.executable, "-c", "pass"]
+    probe = [bwrap, *_mounts(), "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session",
+             "--cap-drop", "ALL", "--", sys.executable, "-c", "pass"]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -87,6 +90,24 @@ def _under(path: str, roots) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def hidden_dirs() -> list[str]:
+    """HIDDEN_DIRS and, wherever they are, the Jupyter runtime folder (the server's and every kernel's
+    connection files) and medagent's cache (the de-identification mappings)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    extra = {os.path.realpath(p) for p in (jupyter_runtime_dir(), cache_root())}
+    return [*HIDDEN_DIRS, *sorted(p for p in extra if os.path.isdir(p) and not _under(p, HIDDEN_DIRS))]
+
+
+def hidden_files() -> list[str]:
+    """HIDDEN_FILES and medagent's config file (it may hold API keys) wherever $MEDAGENT_CONFIG puts it."""
+    from jupyter_medagent.backends.config import config_path
+
+    config = os.path.realpath(config_path())
+    extra = [config] if os.path.isfile(config) and not _under(config, hidden_dirs()) else []
+    return [*HIDDEN_FILES, *extra]
+
+
 def _python_paths() -> list[str]:
     """Where this Python and its packages live: re-exposed read-only when a hidden folder holds them."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
@@ -94,17 +115,18 @@ def _python_paths() -> list[str]:
     paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
     # A hidden folder itself (a script run from /tmp puts /tmp on sys.path) is never bound back: that would
     # expose all of it, read-only over the private one, so nothing could write a temporary file.
+    hidden = hidden_dirs()
     return sorted(p for p in (os.path.realpath(p) for p in paths)
-                  if os.path.exists(p) and _under(p, HIDDEN_DIRS) and p not in HIDDEN_DIRS)
+                  if os.path.exists(p) and _under(p, hidden) and p not in hidden)
 
 
 def _mounts() -> list[str]:
     """Read-only root with the hidden folders and files emptied, a private home, and this Python bound back."""
     argv = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for hidden in HIDDEN_DIRS:
+    for hidden in hidden_dirs():
         if os.path.isdir(hidden):
             argv += ["--tmpfs", hidden]
-    for hidden in HIDDEN_FILES:
+    for hidden in hidden_files():
         if os.path.exists(hidden):
             argv += ["--ro-bind", "/dev/null", hidden]
     argv += ["--dir", SANDBOX_HOME]
@@ -113,17 +135,19 @@ def _mounts() -> list[str]:
     return argv
 
 
-def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str]) -> list[str]:
+def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str],
+               data_view: DeidView | None = None) -> list[str]:
     """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
-    socket folder writable, the data read-only, no network, its own pid namespace and session."""
+    socket folder writable, the data read-only (its de-identified ``data_view`` where it holds DICOM
+    files), no network, its own pid namespace and session, and no
+    capabilities (as root too: without ``--cap-drop ALL`` a root kernel could remount ``/`` writable)."""
     argv = [shutil.which("bwrap") or "bwrap", *_mounts()]
-    if data_dir:
-        argv += ["--ro-bind", data_dir, data_dir]
-    argv += ["--bind", output_dir, output_dir, "--bind", runtime_dir, runtime_dir]
+    data_binds = data_view.bwrap_args() if data_view else ["--ro-bind", data_dir, data_dir] if data_dir else []
+    argv += data_binds + ["--bind", output_dir, output_dir, "--bind", runtime_dir, runtime_dir]
     if data_dir and _under(data_dir, [output_dir]):  # data inside the output folder stays read-only
-        argv += ["--ro-bind", data_dir, data_dir]
+        argv += data_binds
     argv += ["--chdir", output_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
     for key, value in environment.items():
         argv += ["--setenv", key, value]
     return argv + ["--"]
@@ -174,15 +198,17 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
     output_dir = os.path.realpath(output_dir)
     data_dir = os.path.realpath(data_dir) if data_dir else None
     runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
-    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", "--no-exec", *limits.launcher_args()]
+    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", *limits.launcher_args()]
+    if not sandboxed:
+        launcher.append("--no-sandbox")
     if guard_policy is not None:
         launcher += ["--guard", json.dumps(guard_policy)] + (["--armed"] if armed_always else [])
     launcher += ["--", "-f", "{connection_file}"]
     if sandboxed:
         # JPY_PARENT_PID=1: the kernel's parent is bwrap's init; --die-with-parent ends it with us.
         environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1"}
-        argv = bwrap_argv(output_dir=output_dir, data_dir=data_dir, runtime_dir=runtime,
-                          environment=environment) + launcher
+        argv = bwrap_argv(output_dir=output_dir, data_dir=data_dir, runtime_dir=runtime, environment=environment,
+                          data_view=deidentified_view(data_dir) if data_dir else None) + launcher
         env = kernel_environment()
     else:
         argv, env = launcher, kernel_environment()

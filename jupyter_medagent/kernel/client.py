@@ -21,6 +21,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from jupyter_medagent.agent.protocols import ExecutionResult
 from jupyter_medagent.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
+from jupyter_medagent.isolation.launch import REFUSAL_FILE
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 POLL_S = 0.5
@@ -61,10 +62,23 @@ class KernelClientExecutor:
         self._ready()
 
     def _ready(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
         try:
-            self.client.wait_for_ready(timeout=self._startup_timeout)
+            while True:
+                try:
+                    self.client.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+                    break
+                except RuntimeError:
+                    # A kernel we only connect to is judged by its heartbeat, which a kernel still starting
+                    # (the server answers before its kernel listens) misses: not a death, until the deadline.
+                    if self.manager is not None or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.5)
         except RuntimeError:
+            refusal = self._launch_refusal()
             self.close()
+            if refusal:
+                raise MedagentError(f"the kernel did not start: {refusal}") from None
             raise MedagentError(f"the kernel did not answer within {self._startup_timeout:.0f} s ({self._describe})") from None
         if self.guard is not None:
             result = self._run(runtime_guard.install_code(self.guard), timeout=60)
@@ -73,6 +87,12 @@ class KernelClientExecutor:
                 self.close()
                 raise MedagentError("the runtime guard could not be set up in the kernel "
                                     f"({said or (result.error or {}).get('evalue', 'no answer')}); restart the kernel")
+
+    def _launch_refusal(self) -> str | None:
+        """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did."""
+        folder = getattr(self.manager, "runtime_folder", "")
+        path = os.path.join(folder, REFUSAL_FILE) if folder else ""
+        return open(path).read().strip() if path and os.path.exists(path) else None
 
     # ------------------------------------------------------------------ running cells
     def execute(self, code: str, timeout: float | None = None,

@@ -2,7 +2,8 @@
 
 Each run is one Agent in a worker thread, executing through a KernelClientExecutor: on the
 notebook's own kernel (its connection file, our own session id, the runtime guard installed), so
-the user's variables are shared, or, with ``isolated``, on a kernel the server starts for the run
+the user's variables are shared (for a model backend only when that kernel is "Python 3 (medagent
+sandbox)"; otherwise its cells run in a kernel of the run's own, see session.build_agent), or, with ``isolated``, on a kernel the server starts for the run
 in the sandbox (variables are not shared; the persona's runs are always isolated). Minutes-long
 cells are fine. Events are kept in order with a sequence number for the long-poll and
 server-sent-event endpoints. One active run per kernel (per notebook for isolated runs).
@@ -185,6 +186,7 @@ class RunManager:
         """(the run, whether it is new). The same request again for a notebook whose run is still working
         (a double click on Start, a retried POST) gets that run back instead of a second one."""
         from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.isolation.kernelspec import is_sandbox_kernel
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunOptions, build_agent, refined_name
 
@@ -219,7 +221,8 @@ class RunManager:
                                             interrupt=interrupt, guard=isolation.guard_policy())
         try:
             agent = build_agent(options, make_executor, approver=lambda *a: holder["run"].approve(*a),
-                                user_kernel=not spec.isolated)
+                                user_kernel=not spec.isolated,
+                                user_kernel_sandboxed=km is not None and is_sandbox_kernel(km.kernel_name))
         except MedagentError as exc:
             raise RunError(400, str(exc)) from exc
         run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)

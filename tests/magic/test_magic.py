@@ -27,7 +27,13 @@ def shell(tmp_path, monkeypatch):
     return ip
 
 
-def test_magic_runs_cells_in_the_users_namespace_and_writes_the_notebook(shell, tmp_path):
+@pytest.fixture
+def sandbox_kernel(monkeypatch):
+    """The shell stands for a "Python 3 (medagent sandbox)" kernel: a model's cells may run in it."""
+    monkeypatch.setattr("jupyter_medagent.isolation.kernelspec.in_sandbox_kernel", lambda: True)
+
+
+def test_magic_runs_cells_in_the_users_namespace_and_writes_the_notebook(shell, sandbox_kernel, tmp_path):
     shell.run_cell_magic("medagent", "--safety enforce --out result.ipynb", "compute the answer")
     assert shell.user_ns["answer"] == 42
     nb = nbformat.read(tmp_path / "result.ipynb", as_version=4)
@@ -35,12 +41,42 @@ def test_magic_runs_cells_in_the_users_namespace_and_writes_the_notebook(shell, 
     assert nb.metadata["medagent"]["status"] == "solved"
 
 
-def test_magic_approve_mode_asks_before_running(shell, tmp_path, monkeypatch):
+def test_magic_approve_mode_asks_before_running(shell, sandbox_kernel, tmp_path, monkeypatch):
     answers = iter(["s"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
     shell.user_ns.pop("answer", None)
     shell.run_cell_magic("medagent", "--approve --out approved.ipynb", "compute the answer")
     assert "answer" not in shell.user_ns  # skipped
+
+
+def test_a_model_backend_never_runs_cells_in_a_plain_user_kernel(shell, tmp_path, capsys):
+    """In a plain kernel a model's cell runs in a kernel of the run's own: the user's namespace does not get
+    its variables, the refined notebook holds the cell with the output it gave there."""
+    from jupyter_medagent.isolation import sandbox_problem
+
+    shell.user_ns.pop("answer", None)
+    shell.run_cell_magic("medagent", "--safety enforce --out own.ipynb --no-verify", "compute the answer")
+    assert "answer" not in shell.user_ns
+    nb = nbformat.read(tmp_path / "own.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == ["answer = 6 * 7\nprint(answer)"]
+    assert "42" in "".join(o.get("text", "") for o in code[0].outputs)
+    said = capsys.readouterr().out
+    assert "not in this notebook's kernel" in said
+    if sandbox_problem() is None:
+        assert "waits for your approval" not in said  # sandboxed: the cell ran without asking
+
+
+def test_without_a_sandbox_a_model_backend_asks_before_every_cell(shell, tmp_path, monkeypatch, capsys):
+    """No bubblewrap: even with --safety enforce, each model-written cell waits for approval, said once."""
+    monkeypatch.setattr("jupyter_medagent.session.sandbox_problem", lambda: "bubblewrap (bwrap) is not installed")
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "s")
+    shell.user_ns.pop("answer", None)
+    shell.run_cell_magic("medagent", "--safety enforce --out asked.ipynb --no-verify", "compute the answer")
+    assert len(asked) == 1 and "Run this cell?" in asked[0] and "answer" not in shell.user_ns
+    said = capsys.readouterr().out
+    assert said.count("each one waits for your approval") == 1 and "bwrap) is not installed" in said
 
 
 def test_empty_request_is_explained(shell, capsys):

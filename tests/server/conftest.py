@@ -34,6 +34,18 @@ def scripted(monkeypatch):
 
 
 @pytest.fixture
+def sandbox_kernelspec(jp_data_dir):
+    """"Python 3 (medagent sandbox)" installed where the test server looks for kernels (needs bubblewrap)."""
+    from jupyter_medagent.isolation import sandbox_problem
+    from jupyter_medagent.isolation.kernelspec import SPEC_NAME, install
+
+    if sandbox_problem():
+        pytest.skip(sandbox_problem())
+    install(user=True)
+    return SPEC_NAME
+
+
+@pytest.fixture
 def api(jp_fetch):
     async def call(*path, body=None, method=None, **params):
         response = await jp_fetch("medagent", *path, method=method or ("POST" if body is not None else "GET"),
@@ -49,8 +61,8 @@ def api(jp_fetch):
 def kernel(jp_fetch, jp_root_dir):
     started = []
 
-    async def start():
-        response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    async def start(name="python3"):
+        response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": name}))
         started.append(json.loads(response.body)["id"])
         return started[-1]
 

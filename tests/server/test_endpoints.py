@@ -19,15 +19,16 @@ def start_body(kernel_id, backend, **extra):
             "backend": backend, **extra}
 
 
-async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kernel, scripted, jp_root_dir):
+async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kernel, scripted, jp_root_dir,
+                                                                      sandbox_kernelspec):
     scripted({"script-a": [call("add_cell", source="answer = 6 * 7\nprint(answer)", note="Compute the answer."),
                            call("finish", status="solved", summary="the answer is 42")]})
-    kernel_id = await kernel()
+    kernel_id = await kernel(sandbox_kernelspec)
     code, reply = await api("runs", body=start_body(kernel_id, "script-a"))
-    assert code == 201 and reply["status"] == "running"
+    assert code == 201 and reply["status"] == "running", reply
     events = await events_until(api, reply["run_id"], "finished")
     kinds = [e["kind"] for e in events]
-    assert kinds[:2] == ["cell_written", "cell_executed"] and kinds[-1] == "finished"
+    assert kinds[:2] == ["cell_written", "cell_executed"] and kinds[-1] == "finished", events[:2]
     assert [e["seq"] for e in events] == list(range(len(events)))
     executed = events[1]
     assert executed["error"] is None and executed["outputs"][0]["text"] == "42\n"
@@ -45,18 +46,47 @@ async def test_a_run_streams_its_events_and_leaves_a_refined_notebook(api, kerne
     assert code == 200 and stream.count("event: ") == len(events) and "event: finished" in stream
 
 
-async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_fetch):
-    """The user's variables are the agent's: the run reads one the user set, and leaves one behind."""
-    kernel_id = await kernel()
+async def test_cells_run_in_the_notebooks_own_kernel(api, kernel, scripted, jp_fetch, sandbox_kernelspec):
+    """The user's variables are the agent's: the run reads one the user set, and leaves one behind. A model
+    backend's cells run in the notebook's kernel only when it is the sandbox kernel."""
+    kernel_id = await kernel(sandbox_kernelspec)
     scripted({"script-set": [call("add_cell", source="user_value = 5", note="(the user's cell)"),
                              call("finish", status="failed", summary="setup")],
               "script-use": [call("add_cell", source="print(user_value * 2)\nagent_value = 1", note="Use it."),
                              call("finish", status="failed", summary="read it")]})
     for script in ("script-set", "script-use"):
         code, reply = await api("runs", body=start_body(kernel_id, script))
+        assert code == 201, reply
         events = await events_until(api, reply["run_id"], "finished")
+        for _ in range(60):  # the run lets go of the kernel just after its last event
+            if (await api("runs", reply["run_id"], "notebook"))[1].get("final"):
+                break
+            await asyncio.sleep(0.5)
     executed = next(e for e in events if e["kind"] == "cell_executed")
     assert executed["outputs"][0]["text"] == "10\n"
+
+
+async def test_a_model_backend_on_a_plain_notebook_kernel_runs_its_cells_in_a_kernel_of_its_own(api, kernel, scripted):
+    """The notebook's plain kernel never runs a model's cell: the run's cells see none of its variables and
+    run under the launcher's seccomp filter (NoNewPrivs 1), where the plain kernel has none."""
+    kernel_id = await kernel()
+    probe = ("status = dict(l.rstrip('\\n').split(':\\t', 1) for l in open('/proc/self/status') if ':\\t' in l)\n"
+             "print(status['NoNewPrivs'], 'user_value' in globals())")
+    scripted({"script-set": [call("add_cell", source="user_value = 5", note="(the user's cell)"),
+                             call("finish", status="failed", summary="setup")],
+              "script-probe": [call("add_cell", source=probe, note="Where am I?"),
+                               call("finish", status="failed", summary="probed")]})
+    for script in ("script-set", "script-probe"):
+        code, reply = await api("runs", body=start_body(kernel_id, script))
+        assert code == 201, reply
+        events = await events_until(api, reply["run_id"], "finished")
+        for _ in range(60):
+            if (await api("runs", reply["run_id"], "notebook"))[1].get("final"):
+                break
+            await asyncio.sleep(0.5)
+    executed = next(e for e in events if e["kind"] == "cell_executed")
+    assert executed["outputs"] and executed["outputs"][0].get("text") == "1 False\n", executed
+    assert any("not in this notebook's kernel" in e.get("text", "") for e in events if e["kind"] == "message")
 
 
 async def test_approve_mode_waits_for_the_user(api, kernel, scripted):
@@ -90,11 +120,12 @@ async def test_approve_mode_waits_for_the_user(api, kernel, scripted):
     assert events[-1]["status"] == "stopped"
 
 
-async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel, scripted):
+async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel, scripted, sandbox_kernelspec):
     scripted({"script-c": [call("add_cell", source="import time\ntime.sleep(120)", note="A long training."),
                            call("finish", status="solved", summary="never")]})
-    kernel_id = await kernel()
+    kernel_id = await kernel(sandbox_kernelspec)
     code, reply = await api("runs", body=start_body(kernel_id, "script-c"))
+    assert code == 201, reply
     run_id = reply["run_id"]
     await events_until(api, run_id, "cell_written")
     await asyncio.sleep(1.0)
@@ -112,15 +143,15 @@ async def test_stop_interrupts_a_long_cell_and_the_run_ends_cleanly(api, kernel,
     assert code == 201
 
 
-async def test_two_notebooks_run_agents_at_the_same_time_without_crossing(api, kernel, scripted):
+async def test_two_notebooks_run_agents_at_the_same_time_without_crossing(api, kernel, scripted, sandbox_kernelspec):
     scripted({f"script-{name}": [call("add_cell", source=f"import time\nwho = '{name}'\ntime.sleep(2)\nprint(who)",
                                       note=f"Run {name}."),
                                  call("finish", status="failed", summary=name)] for name in ("left", "right")})
-    kernels = [await kernel(), await kernel()]
+    kernels = [await kernel(sandbox_kernelspec), await kernel(sandbox_kernelspec)]
     runs = []
     for kernel_id, name in zip(kernels, ("left", "right")):
         code, reply = await api("runs", body=start_body(kernel_id, f"script-{name}", request=f"run {name}"))
-        assert code == 201
+        assert code == 201, reply
         runs.append(reply["run_id"])
     code, reply = await api("runs", body=start_body(kernels[0], "script-left"))
     assert code == 409 and "still working in this kernel" in reply["message"]

@@ -1,0 +1,147 @@
+"""The "Python 3 (medagent sandbox)" kernel spec: a notebook kernel in the same bubblewrap sandbox as the
+kernels medagent starts, so a model backend's cells can run in the user's own kernel (variables shared)
+without running outside the boundary.
+
+``medagent kernelspec install [--user|--sys-prefix]`` installs it. Jupyter starts
+``python -m jupyter_medagent.isolation.kernelspec -f CONNECTION-FILE`` on the host; that process starts
+the kernel in bubblewrap (read-only root, no capabilities, the seccomp filter, no network, no secrets,
+the notebook's folder the only writable place) and relays the five channels between the TCP ports Jupyter
+chose and the kernel's IPC sockets in a private folder (the kernel has no network to listen on). The
+kernel never sees Jupyter's connection file or runtime folder, only its own connection details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEC_NAME = "medagent-sandbox"
+DISPLAY_NAME = "Python 3 (medagent sandbox)"
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+KERNEL_MARK = "MEDAGENT_SANDBOX_KERNEL"  # set in the sandbox kernel's environment
+ROUTING_ID = b"medagent-sandbox"  # the relay's identity on shell and stdin: the kernel answers input there
+
+
+def spec_json() -> dict:
+    return {"argv": [sys.executable, "-m", "jupyter_medagent.isolation.kernelspec", "-f", "{connection_file}"],
+            "display_name": DISPLAY_NAME, "language": "python", "interrupt_mode": "message",
+            "metadata": {"medagent": {"sandbox": True}}}
+
+
+def install(*, user: bool = False, prefix: str | None = None) -> str:
+    """Install the kernel spec (for this user, or into ``prefix``); returns the folder it went to."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "kernel.json").write_text(json.dumps(spec_json(), indent=1))
+        return KernelSpecManager().install_kernel_spec(folder, SPEC_NAME, user=user, prefix=prefix)
+
+
+def is_sandbox_kernel(kernel_name: str | None) -> bool:
+    return kernel_name == SPEC_NAME
+
+
+def in_sandbox_kernel() -> bool:
+    """Whether this process is a "Python 3 (medagent sandbox)" kernel: started by its launcher, and
+    measurably confined (no capabilities, no_new_privs, a seccomp filter)."""
+    from jupyter_medagent.isolation.launch import capability_problem
+
+    if os.environ.get(KERNEL_MARK) != "1" or capability_problem():
+        return False
+    with open("/proc/self/status") as status:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in status if ":\t" in line)
+    return fields.get("NoNewPrivs") == "1" and fields.get("Seccomp") == "2"
+
+
+def writable_folder_problem(folder: str) -> str | None:
+    """Why ``folder`` (the notebook's) cannot be the sandbox's writable folder, or None."""
+    from jupyter_medagent.isolation.sandbox import hidden_dirs
+
+    folder = os.path.realpath(folder)
+    home = os.path.realpath(os.path.expanduser("~"))
+    if folder == home or any(h == folder or h.startswith(folder.rstrip("/") + "/") for h in [*hidden_dirs(), "/"]):
+        return (f"{folder} holds folders the sandbox hides (home, temporary files, Jupyter's runtime folder); "
+                "keep the notebook in a project folder of its own")
+    return None
+
+
+def _kernel_connection(host: dict, runtime: str) -> dict:
+    """The kernel's own connection file: IPC sockets in ``runtime``, the same key and signature scheme."""
+    return {"transport": "ipc", "ip": os.path.join(runtime, "kernel"), "key": host["key"],
+            "signature_scheme": host.get("signature_scheme", "hmac-sha256"),
+            **{f"{channel}_port": index for index, channel in enumerate(CHANNELS, start=1)}}
+
+
+def _relay(host: dict, kernel: dict):
+    """One zmq proxy thread per channel: Jupyter's TCP port on one side, the kernel's IPC socket on the other."""
+    import zmq
+    from zmq.devices import ThreadProxy
+
+    kinds = {"shell": (zmq.ROUTER, zmq.DEALER), "control": (zmq.ROUTER, zmq.DEALER),
+             "stdin": (zmq.ROUTER, zmq.DEALER), "hb": (zmq.ROUTER, zmq.DEALER), "iopub": (zmq.XPUB, zmq.XSUB)}
+    proxies = []
+    for channel in CHANNELS:
+        proxy = ThreadProxy(*kinds[channel])
+        proxy.daemon = True
+        proxy.bind_in(f"tcp://{host.get('ip') or '127.0.0.1'}:{host[f'{channel}_port']}")
+        proxy.connect_out(f"ipc://{kernel['ip']}-{kernel[f'{channel}_port']}")
+        if channel in ("shell", "stdin"):
+            proxy.setsockopt_out(zmq.ROUTING_ID, ROUTING_ID)
+        proxy.setsockopt_in(zmq.LINGER, 0)
+        proxy.setsockopt_out(zmq.LINGER, 0)
+        proxy.start()
+        proxies.append(proxy)
+    return proxies
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jupyter_medagent.isolation.sandbox import (SANDBOX_HOME, KernelLimits, bwrap_argv, kernel_environment,
+                                                    sandbox_problem)
+
+    parser = argparse.ArgumentParser(prog="jupyter_medagent.isolation.kernelspec")
+    parser.add_argument("-f", dest="connection_file", required=True)
+    args = parser.parse_args(argv)
+    problem = sandbox_problem() or writable_folder_problem(os.getcwd())
+    if problem:
+        print(f"{DISPLAY_NAME}: cannot start the sandbox: {problem}", file=sys.stderr)
+        return 2
+    host = json.loads(Path(args.connection_file).read_text())
+    runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
+    try:
+        kernel = _kernel_connection(host, runtime)
+        connection = os.path.join(runtime, "kernel.json")
+        fd = os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(kernel, handle)
+        folder = os.path.realpath(os.getcwd())
+        environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1", KERNEL_MARK: "1"}
+        command = bwrap_argv(output_dir=folder, data_dir=None, runtime_dir=runtime, environment=environment) + [
+            sys.executable, "-m", "jupyter_medagent.isolation.launch", *KernelLimits.default().launcher_args(),
+            "--", "-f", connection]
+        child = subprocess.Popen(command, env=kernel_environment())
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: child.terminate())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts travel as control messages
+        # Jupyter's ports open only once the kernel listens behind them, as a kernel's own would: a heartbeat
+        # relayed to a kernel still starting would be missed, and the client would take it for dead.
+        sockets = [f"{kernel['ip']}-{kernel[f'{channel}_port']}" for channel in CHANNELS]
+        while not all(os.path.exists(path) for path in sockets):
+            if child.poll() is not None:
+                return child.returncode
+            time.sleep(0.05)
+        _relay(host, kernel)
+        return child.wait()
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
