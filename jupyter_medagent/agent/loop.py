@@ -6,6 +6,7 @@ Jupyter AI persona all drive this one loop and only render its events.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, T
 from jupyter_medagent.errors import KernelDied, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
+from jupyter_medagent.notebook.refine import ModelAuthor, is_guard_cell
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 
@@ -260,6 +262,16 @@ class Agent:
             "verified": verified,
         }
 
+    def _author(self) -> ModelAuthor | None:
+        """Who wrote the cells, when it was a model (the offline planner's code is ours)."""
+        name = getattr(self.backend, "name", "offline")
+        if name == "offline":
+            return None
+        model = getattr(self.backend, "model", "")
+        data = self.task.data_dir
+        return ModelAuthor(f"{name}: {model}" if model else name, os.path.abspath(self.task.output_dir),
+                           os.path.abspath(data) if data else None)
+
     def _plan_markdown(self) -> str:
         """The backend's plan as the reader sees it (backends that plan ahead, like the offline planner)."""
         plan = getattr(self.backend, "plan", None)
@@ -271,7 +283,7 @@ class Agent:
     def _save_draft(self, status: str = "running", reason: str = "in progress") -> None:
         nb = refined_notebook(self.task.request, self.draft.cells, self.toolbox.metrics,
                               self._provenance(status, reason, None), partial=True,
-                              plan_markdown=self._plan_markdown())
+                              plan_markdown=self._plan_markdown(), author=self._author())
         self._write(nb)
 
     def _finish(self, status: str, reason: str, summary: str = "") -> Iterator[Event]:
@@ -284,7 +296,7 @@ class Agent:
                             "not yet" if status == "solved" and not self.stopped else "not run")
                 nb = refined_notebook(self.task.request, self.draft.kept_or_skipped(), metrics,
                                       self._provenance(status, reason, None, verified), summary=summary,
-                                      plan_markdown=self._plan_markdown(), verified=verified)
+                                      plan_markdown=self._plan_markdown(), verified=verified, author=self._author())
                 self._write(nb)
                 if status == "solved" and not self.stopped:
                     yield Results(summary, headline(metrics), metrics)  # the answer first; verifying takes as long as the run
@@ -313,7 +325,7 @@ class Agent:
         says why, the cells without their outputs."""
         reason = f"{reason}; then {exc}" if status == "failed" and str(exc) not in reason else str(exc)
         nb = refined_notebook(self.task.request, [replace(c, outputs=[]) for c in self.draft.cells],
-                              {}, self._provenance("failed", reason, None), partial=True)
+                              {}, self._provenance("failed", reason, None), partial=True, author=self._author())
         try:
             self._write(nb)
         except NotebookWriteError:
@@ -340,7 +352,8 @@ class Agent:
         done: queue.Queue[int] = queue.Queue()
         import nbformat
 
-        total = sum(c.cell_type == "code" for c in nbformat.read(self.notebook_path, as_version=4).cells)
+        total = sum(c.cell_type == "code" and not is_guard_cell(c)
+                    for c in nbformat.read(self.notebook_path, as_version=4).cells)
         started = time.monotonic()
         yield Message(f"Re-running the refined notebook top to bottom in a fresh kernel to verify it ({total} cells; "
                       "the results above stand meanwhile)...")

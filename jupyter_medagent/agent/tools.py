@@ -27,8 +27,10 @@ from jupyter_medagent.agent.protocols import (
 )
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
 from jupyter_medagent.agent.task import Task
+from jupyter_medagent.errors import DataError
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
+from jupyter_medagent.safety.confine import confined_data_folder
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 from jupyter_medagent.toolset import inspection_text
@@ -140,10 +142,14 @@ class Toolbox:
         from jupyter_medagent.imaging.datacard import build_data_card
         from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
 
-        folder = path or self.task.data_dir
-        if not folder:
+        if not self.task.data_dir:
             return Observation("no data folder was given for this task", is_error=True)
         yield from ()  # a tool is a generator even when it causes no event
+        try:  # the card is read on the host: only inside the run's data folder
+            confined = str(confined_data_folder(path, self.task.data_dir))
+            folder = confined if path else self.task.data_dir  # the user's own spelling of their folder
+        except DataError as exc:
+            return Observation(quote_untrusted(f"inspect_data refused: {exc}", "inspect_data"), is_error=True)
         card = build_data_card(folder)
         self.redactor.register_identifiers(card.identifiers)  # whatever identifying values the card met
         findings = [f.to_dict() for f in check_dataset(card)]

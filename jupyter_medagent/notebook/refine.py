@@ -6,6 +6,7 @@ import copy
 import functools
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,52 @@ def _note(cell: DraftCell) -> str:
     return "  \n".join([cell.note] + marks)
 
 
+@dataclass(frozen=True)
+class ModelAuthor:
+    """The model that wrote a notebook's code, and the folders the guard confines that code to."""
+
+    model: str
+    output_dir: str
+    data_dir: str | None = None
+
+
+def model_warning(author: ModelAuthor) -> str:
+    return (f"> **Written by a model ({author.model}), not by a person.** Read each cell before you run it. "
+            "The first code cell arms medagent's runtime guard for the rest of the kernel's life: the cells "
+            f"below may write only into `{author.output_dir}`, change nothing in the data, start no process and "
+            "reach no network, as while the agent ran them. Restart the kernel to work without the guard.")
+
+
+def guard_cell(author: ModelAuthor):
+    protected = [author.data_dir] if author.data_dir else []
+    source = ("# A model wrote the cells below: the runtime guard watches them wherever this notebook runs.\n"
+              "from jupyter_medagent.isolation.guard import watch_model_code\n\n"
+              f"watch_model_code(writable=[{author.output_dir!r}], protected={protected!r})")
+    return new_code_cell(source, metadata={"medagent": {"guard": True}})
+
+
+def is_guard_cell(cell) -> bool:
+    """The cell that arms the guard in a model-written notebook: ours, not one of the agent's steps."""
+    return bool(cell.get("metadata", {}).get("medagent", {}).get("guard"))
+
+
 def refined_notebook(request: str, cells: list[DraftCell], metrics: dict[str, Any], provenance: dict[str, Any],
                      *, summary: str = "", partial: bool = False, plan_markdown: str = "",
-                     verified: str = "not yet") -> nbformat.NotebookNode:
+                     verified: str = "not yet", author: ModelAuthor | None = None) -> nbformat.NotebookNode:
     """Title, the plan (when the backend made one), then each cell preceded by its note (a skipped cell as a
-    note only, its code shown but not runnable), then the results; provenance in metadata."""
+    note only, its code shown but not runnable), then the results; provenance in metadata. Code a model
+    wrote (``author``) is announced at the top and watched by the guard from the first code cell on."""
     nb = new_notebook(metadata=copy.deepcopy(kernel_metadata()))
-    intro = f"# {_title(request)}\n\n**Request:** {request.strip()}\n\n"
+    intro = f"# {_title(request)}\n\n"
+    if author is not None:
+        intro += model_warning(author) + "\n\n"
+    intro += f"**Request:** {request.strip()}\n\n"
     intro += ("*Draft written while the agent works: every cell so far, including ones that failed.*"
               if partial else "*Written by jupyter_medagent. Each step below says what it does and why; "
               "the notebook re-runs top to bottom on its own.*")
     nb.cells.append(new_markdown_cell(intro))
+    if author is not None:
+        nb.cells.append(guard_cell(author))
     if plan_markdown:
         nb.cells.append(new_markdown_cell(plan_markdown))
     for cell in cells:
@@ -160,7 +196,8 @@ def reexecute_notebook(path, timeout: float | None = 1800, *, kernel_manager=Non
                        scrub=None, on_cell_done=None) -> tuple[bool, str | None]:
     """Run the notebook top to bottom in a fresh kernel (``kernel_manager``: a sandboxed or guarded one,
     not started; ``cwd``: its working directory, default the notebook's folder); keep the fresh outputs,
-    passed through ``scrub`` before they are written. ``on_cell_done()`` is called after each code cell."""
+    passed through ``scrub`` before they are written. ``on_cell_done()`` is called after each of the agent's
+    code cells (not after the cell that arms the guard)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -168,7 +205,8 @@ def reexecute_notebook(path, timeout: float | None = 1800, *, kernel_manager=Non
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", km=kernel_manager,
                             resources={"metadata": {"path": str(cwd or path.parent)}},
-                            on_cell_executed=(lambda **_: on_cell_done()) if on_cell_done else None)
+                            on_cell_executed=(lambda cell, **_: is_guard_cell(cell) or on_cell_done())
+                            if on_cell_done else None)
     try:
         client.execute(cleanup_kc=True)  # shut the kernel down also when the manager was given to us
     except CellExecutionError as exc:

@@ -9,6 +9,7 @@ from jupyter_medagent.agent.budget import Budget
 from jupyter_medagent.agent.loop import Agent
 from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME, ModelTurn, ToolCall
 from jupyter_medagent.agent.task import Task
+from jupyter_medagent.notebook.refine import is_guard_cell
 
 from .conftest import ScriptedBackend, call, priced
 
@@ -34,7 +35,7 @@ def make(tmp_path, executor, turns, acceptance=None, **kwargs):
 
 
 def code_cells(path):
-    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and not is_guard_cell(c)]
 
 
 def test_error_is_repaired_in_place_and_notebook_reruns(tmp_path, executor):

