@@ -24,7 +24,6 @@ import argparse
 import ctypes
 import errno
 import json
-import os
 import platform
 import resource
 import struct

@@ -34,6 +34,8 @@ ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "
 HIDDEN_DIRS = ("/home", "/root", "/tmp", "/var/tmp", "/run", "/etc/ssh")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 SANDBOX_HOME = "/tmp/home"
+# What a kernel needs of the host besides its Python, the data and its output folder (bound read-only).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 
 
 def python_module(module: str) -> list[str]:
@@ -115,9 +117,8 @@ def hidden_files() -> list[str]:
     return [*HIDDEN_FILES, *extra]
 
 
-def _python_paths(all_of_them: bool = False) -> list[str]:
-    """Where this Python and its packages live: re-exposed read-only when a hidden folder holds them (or,
-    ``all_of_them``, wherever they are)."""
+def _python_paths() -> list[str]:
+    """Where this Python and its packages live (bound read-only into every sandbox, wherever they are)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p)
     paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
@@ -125,28 +126,40 @@ def _python_paths(all_of_them: bool = False) -> list[str]:
     # expose all of it, read-only over the private one, so nothing could write a temporary file.
     hidden = hidden_dirs()
     return sorted(p for p in (os.path.realpath(p) for p in paths)
-                  if os.path.exists(p) and (all_of_them or _under(p, hidden)) and p not in hidden)
+                  if os.path.exists(p) and p not in hidden)
 
 
 def _mounts() -> list[str]:
-    """Read-only root with the hidden folders and files emptied, a private home, and this Python bound back."""
-    argv = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for hidden in hidden_dirs():
-        if os.path.isdir(hidden):
-            argv += ["--tmpfs", hidden]
-    for hidden in hidden_files():
-        if os.path.exists(hidden):
-            argv += ["--ro-bind", "/dev/null", hidden]
+    """The system's programs and libraries read-only (not the whole of ``/``: raw DICOM or anything else
+    elsewhere on the host stays out), this Python with its packages read-only wherever they are, the
+    hidden folders and files emptied (also where they lie under a Python path), and a private home."""
+    argv = []
+    for path in SYSTEM_DIRS:
+        if os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--dev", "/dev", "--proc", "/proc"]
+    hidden = hidden_dirs()
+    python = _python_paths()
+    for path in python:  # first, so that a hidden folder inside one (Jupyter's runtime folder) is emptied after
+        if not _under(path, hidden):
+            argv += ["--ro-bind", path, path]
+    for folder in hidden:
+        if os.path.isdir(folder):
+            argv += ["--tmpfs", folder]
     argv += ["--dir", SANDBOX_HOME]
-    for path in _python_paths():
-        argv += ["--ro-bind", path, path]
+    for path in python:  # a Python installed under a hidden folder (a virtualenv in /root or /tmp) must run
+        if _under(path, hidden):
+            argv += ["--ro-bind", path, path]
+    for path in hidden_files():
+        if os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
     return argv
 
 
 def data_view(data_dir: str, *, writable: str) -> DeidView | None:
     """The de-identified view of ``data_dir`` for a sandbox whose ``writable`` folder may lie inside it (that
     folder, and this Python's, are shown as they are); no link in the data brings in what the sandbox hides."""
-    return deidentified_view(data_dir, passthrough=[writable, *_python_paths(all_of_them=True)],
+    return deidentified_view(data_dir, passthrough=[writable, *_python_paths()],
                              hidden=[*hidden_dirs(), *hidden_files()])
 
 
@@ -171,7 +184,7 @@ def writable_folder_problem(folder: str) -> str | None:
 
 def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str],
                data_view: DeidView | None = None, cwd: str | None = None) -> list[str]:
-    """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
+    """bubblewrap's arguments: the system read-only (``_mounts``), private /tmp and home, the output folder and the kernel's
     socket folder writable, the data read-only (its de-identified ``data_view`` where it holds DICOM
     files), the working directory ``cwd`` (default the output folder), no network, its own pid namespace
     and session, and no capabilities (as root too: without ``--cap-drop ALL`` a root kernel could remount
