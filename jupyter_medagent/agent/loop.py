@@ -343,10 +343,10 @@ class Agent:
         and kills its kernel, so the run would not know the user asked it to stop), its progress shown."""
         if self.isolation:
             manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True)
-        else:  # ours rather than nbclient's own, so that stop() can kill its kernel; -P (safe_path_command)
-            from jupyter_medagent.isolation.sandbox import AsyncSafePathKernelManager
+        else:  # ours rather than nbclient's own, so that stop() can kill its kernel
+            from jupyter_client.manager import AsyncKernelManager
 
-            manager = AsyncSafePathKernelManager(kernel_name="python3")
+            manager = AsyncKernelManager(kernel_name="python3")
         self._reexecution = manager
         outcome: dict[str, Any] = {}
         done: queue.Queue[int] = queue.Queue()

@@ -147,6 +147,17 @@ def refuse(reason: str) -> int:
     return 2
 
 
+def add_working_directory() -> None:
+    """Put the working directory on sys.path where IPython would (before the first site-packages, after the
+    standard library), once the kernel and the guard are loaded: ``-P`` kept it off while they were
+    imported (a planted ``jupyter_medagent/`` there must not be what starts), and a notebook's cells may
+    still import the modules beside it."""
+    position = next((i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
+                    len(sys.path))
+    if "" not in sys.path:
+        sys.path.insert(position, "")
+
+
 def main(argv: list[str] | None = None) -> int | None:
     parser = argparse.ArgumentParser(prog="jupyter_medagent.isolation.launch")
     parser.add_argument("--memory-mb", type=int)
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> int | None:
         from jupyter_medagent.isolation.guard import install
 
         install(json.loads(args.guard), armed_always=args.armed)
+    add_working_directory()
     app.start()
     return None
 

@@ -206,28 +206,6 @@ def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, envir
     return argv + ["--"]
 
 
-def safe_path_command(argv: list[str]) -> list[str]:
-    """A kernel spec's ``python -m MODULE ...`` (ipykernel's own "python3") with ``-P`` added: its working
-    directory is not put first on sys.path (a planted ``ipykernel_launcher.py`` there would run). Only for
-    this Python (3.11+, which knows -P); a spec naming another interpreter is left as it is."""
-    if len(argv) > 2 and argv[1] == "-m" and os.path.realpath(argv[0]) == os.path.realpath(sys.executable):
-        return [argv[0], "-P", *argv[1:]]
-    return argv
-
-
-class _SafePath:
-    def format_kernel_cmd(self, extra_arguments=None):
-        return safe_path_command(super().format_kernel_cmd(extra_arguments))
-
-
-class SafePathKernelManager(_SafePath, KernelManager):
-    """A named kernel (plain "python3") started with ``safe_path_command``."""
-
-
-class AsyncSafePathKernelManager(_SafePath, AsyncKernelManager):
-    pass
-
-
 class _OneSpec(KernelSpecManager):
     """Serves the one kernel spec a sandboxed or guarded kernel was built with."""
 

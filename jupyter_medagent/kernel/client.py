@@ -21,7 +21,6 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from jupyter_medagent.agent.protocols import ExecutionResult
 from jupyter_medagent.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
-from jupyter_medagent.isolation.sandbox import SafePathKernelManager
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 POLL_S = 0.5
@@ -49,7 +48,7 @@ class KernelClientExecutor:
             self.client = BlockingKernelClient(connection_file=connection_file)
             self.client.load_connection_file()
         else:
-            self.manager = manager or SafePathKernelManager(kernel_name=kernel_name)
+            self.manager = manager or KernelManager(kernel_name=kernel_name)
             start = {"cwd": str(cwd) if cwd else None}
             if manager is None:
                 start["env"] = {**os.environ, **(env or {})}
