@@ -64,8 +64,11 @@ def resolve_notebook(options: RunOptions, default_name: str) -> Path:
     return (path if path.is_absolute() else Path(options.base_dir) / path).resolve()
 
 
-def output_folder(notebook: Path) -> Path:
-    """The run's own folder: next to the notebook, named after it."""
+def output_folder(notebook: Path, *, sandbox_kernel: bool = False) -> Path:
+    """The run's own folder: next to the notebook, named after it; for cells in the "Python 3 (medagent
+    sandbox)" kernel, inside the one folder that kernel may write (``medagent_output/`` beside the notebook)."""
+    if sandbox_kernel:
+        return notebook.parent / kernelspec.OUTPUT_FOLDER / f"{notebook.stem}_files"
     return notebook.with_name(f"{notebook.stem}_files")
 
 
@@ -134,7 +137,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     data = resolve_data(options.data, options.base_dir)
     requested = resolve_notebook(options, default_notebook)
     notebook, renamed = free_path(requested)
-    output_dir = output_folder(notebook)
+    output_dir = output_folder(notebook, sandbox_kernel=user_kernel and user_kernel_sandboxed)
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
     isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)

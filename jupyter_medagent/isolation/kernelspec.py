@@ -5,7 +5,8 @@ without running outside the boundary.
 ``medagent kernelspec install [--user|--sys-prefix]`` installs it. Jupyter starts
 ``python -m jupyter_medagent.isolation.kernelspec -f CONNECTION-FILE`` on the host; that process starts
 the kernel in bubblewrap (read-only root, no capabilities, the seccomp filter, no network, no secrets,
-the notebook's folder the only writable place) and relays the five channels between the TCP ports Jupyter
+the notebook's folder read-only and de-identified where it holds DICOM, its ``medagent_output/`` folder the
+only writable place, the working directory the notebook's folder) and relays the five channels between the TCP ports Jupyter
 chose and the kernel's IPC sockets in a private folder (the kernel has no network to listen on). The
 kernel never sees Jupyter's connection file or runtime folder, only its own connection details.
 """
@@ -27,11 +28,16 @@ SPEC_NAME = "medagent-sandbox"
 DISPLAY_NAME = "Python 3 (medagent sandbox)"
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 KERNEL_MARK = "MEDAGENT_SANDBOX_KERNEL"  # set in the sandbox kernel's environment
+OUTPUT_FOLDER = "medagent_output"  # next to the notebook: the only folder the sandbox kernel writes
+OUTPUT_MARK = "MEDAGENT_OUTPUT_DIR"  # its path, in the kernel's environment
 ROUTING_ID = b"medagent-sandbox"  # the relay's identity on shell and stdin: the kernel answers input there
 
 
 def spec_json() -> dict:
-    return {"argv": [sys.executable, "-m", "jupyter_medagent.isolation.kernelspec", "-f", "{connection_file}"],
+    from jupyter_medagent.isolation.sandbox import python_module
+
+    # Jupyter starts this on the host, its working directory the notebook's folder: -P (python_module).
+    return {"argv": [*python_module("jupyter_medagent.isolation.kernelspec"), "-f", "{connection_file}"],
             "display_name": DISPLAY_NAME, "language": "python", "interrupt_mode": "message",
             "metadata": {"medagent": {"sandbox": True}}}
 
@@ -61,8 +67,8 @@ def in_sandbox_kernel() -> bool:
     return fields.get("NoNewPrivs") == "1" and fields.get("Seccomp") == "2"
 
 
-def writable_folder_problem(folder: str) -> str | None:
-    """Why ``folder`` (the notebook's) cannot be the sandbox's writable folder, or None."""
+def notebook_folder_problem(folder: str) -> str | None:
+    """Why the sandbox cannot show ``folder`` (the notebook's), read-only, or None."""
     from jupyter_medagent.isolation.sandbox import hidden_dirs
 
     folder = os.path.realpath(folder)
@@ -71,6 +77,23 @@ def writable_folder_problem(folder: str) -> str | None:
         return (f"{folder} holds folders the sandbox hides (home, temporary files, Jupyter's runtime folder); "
                 "keep the notebook in a project folder of its own")
     return None
+
+
+def output_folder(notebook_folder: str) -> str:
+    """The sandbox kernel's one writable folder, made if missing: ``OUTPUT_FOLDER`` next to the notebook
+    (the notebook's own folder stays read-only: it may hold a virtualenv, the package or a sys.path entry,
+    where a planted file would run on the host). Raises ConfigError where it is a link or may not be written."""
+    from jupyter_medagent.errors import ConfigError
+    from jupyter_medagent.isolation.sandbox import writable_folder_problem
+
+    folder = os.path.join(os.path.realpath(notebook_folder), OUTPUT_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        raise ConfigError(f"{folder} must be a folder, not a link")
+    problem = writable_folder_problem(folder)
+    if problem:
+        raise ConfigError(problem)
+    return folder
 
 
 def _kernel_connection(host: dict, runtime: str) -> dict:
@@ -103,13 +126,20 @@ def _relay(host: dict, kernel: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jupyter_medagent.isolation.sandbox import (SANDBOX_HOME, KernelLimits, bwrap_argv, kernel_environment,
-                                                    sandbox_problem)
+    from jupyter_medagent.isolation.sandbox import (SANDBOX_HOME, KernelLimits, bwrap_argv, data_view,
+                                                    kernel_environment, python_module, sandbox_problem)
 
     parser = argparse.ArgumentParser(prog="jupyter_medagent.isolation.kernelspec")
     parser.add_argument("-f", dest="connection_file", required=True)
     args = parser.parse_args(argv)
-    problem = sandbox_problem() or writable_folder_problem(os.getcwd())
+    from jupyter_medagent.errors import ConfigError
+
+    notebook = os.path.realpath(os.getcwd())
+    problem = sandbox_problem() or notebook_folder_problem(notebook)
+    try:
+        output = None if problem else output_folder(notebook)
+    except (ConfigError, OSError) as exc:
+        problem = str(exc)
     if problem:
         print(f"{DISPLAY_NAME}: cannot start the sandbox: {problem}", file=sys.stderr)
         return 2
@@ -121,10 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         fd = os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(kernel, handle)
-        folder = os.path.realpath(os.getcwd())
-        environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1", KERNEL_MARK: "1"}
-        command = bwrap_argv(output_dir=folder, data_dir=None, runtime_dir=runtime, environment=environment) + [
-            sys.executable, "-m", "jupyter_medagent.isolation.launch", *KernelLimits.default().launcher_args(),
+        environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1", KERNEL_MARK: "1",
+                       OUTPUT_MARK: output}
+        # The notebook's folder read-only, de-identified where it holds DICOM (the view is cached: a restart
+        # redoes only changed files), its output folder writable, the kernel working in the notebook's folder.
+        command = bwrap_argv(output_dir=output, data_dir=notebook, runtime_dir=runtime, environment=environment,
+                             data_view=data_view(notebook, writable=output), cwd=notebook) + [
+            *python_module("jupyter_medagent.isolation.launch"), *KernelLimits.default().launcher_args(),
             "--", "-f", connection]
         child = subprocess.Popen(command, env=kernel_environment())
         for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -24,7 +24,6 @@ import argparse
 import ctypes
 import errno
 import json
-import os
 import platform
 import resource
 import struct
@@ -59,7 +58,7 @@ PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 CAPABILITY_FIELDS = ("CapEff", "CapPrm", "CapAmb")  # must all be 0 in a sandboxed kernel
-REFUSAL_FILE = "launch-refused.txt"  # written next to the connection file, for the executor to report
+REFUSAL_PREFIX = "medagent kernel: refusing to start: "  # the launcher's refusal, one line on stderr
 
 
 def capabilities() -> dict[str, int]:
@@ -141,17 +140,22 @@ def set_limits(memory_mb: int | None, cpu_seconds: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
-def refuse(reason: str, kernel_args: list[str]) -> int:
-    """Say why no kernel starts, on stderr and next to the connection file; the exit status."""
-    print(f"medagent kernel: refusing to start: {reason}", file=sys.stderr)
-    if "-f" in kernel_args[:-1]:
-        try:
-            folder = os.path.dirname(os.path.abspath(kernel_args[kernel_args.index("-f") + 1]))
-            with open(os.path.join(folder, REFUSAL_FILE), "w") as note:
-                note.write(f"refusing to start: {reason}\n")
-        except OSError:
-            pass  # stderr has said it
+def refuse(reason: str) -> int:
+    """Say why no kernel starts, on stderr (which the host holds open; no file in a folder the kernel can
+    write is ever read back); the exit status."""
+    print(f"{REFUSAL_PREFIX}{reason}", file=sys.stderr)
     return 2
+
+
+def add_working_directory() -> None:
+    """Put the working directory on sys.path where IPython would (before the first site-packages, after the
+    standard library), once the kernel and the guard are loaded: ``-P`` kept it off while they were
+    imported (a planted ``jupyter_medagent/`` there must not be what starts), and a notebook's cells may
+    still import the modules beside it."""
+    position = next((i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
+                    len(sys.path))
+    if "" not in sys.path:
+        sys.path.insert(position, "")
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -167,11 +171,11 @@ def main(argv: list[str] | None = None) -> int | None:
     problem = None if args.no_sandbox else capability_problem()
     if problem:
         return refuse(f"{problem}. A sandboxed kernel must run without capabilities (bubblewrap --cap-drop ALL); "
-                      "a kernel outside the sandbox needs --no-sandbox", args.kernel_args)
+                      "a kernel outside the sandbox needs --no-sandbox")
     set_limits(args.memory_mb, args.cpu_seconds)
     problem = install_seccomp()
     if problem and not args.no_sandbox:
-        return refuse(f"the seccomp filter could not be installed ({problem})", args.kernel_args)
+        return refuse(f"the seccomp filter could not be installed ({problem})")
     if problem:
         print(f"medagent kernel: programs can still be started ({problem})", file=sys.stderr)
     from ipykernel.kernelapp import IPKernelApp
@@ -182,6 +186,7 @@ def main(argv: list[str] | None = None) -> int | None:
         from jupyter_medagent.isolation.guard import install
 
         install(json.loads(args.guard), armed_always=args.armed)
+    add_working_directory()
     app.start()
     return None
 

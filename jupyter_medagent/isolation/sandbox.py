@@ -34,6 +34,15 @@ ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "
 HIDDEN_DIRS = ("/home", "/root", "/tmp", "/var/tmp", "/run", "/etc/ssh")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 SANDBOX_HOME = "/tmp/home"
+# What a kernel needs of the host besides its Python, the data and its output folder (bound read-only).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+
+
+def python_module(module: str) -> list[str]:
+    """The command running ``module`` with this Python. ``-P``: the working directory (a notebook or output
+    folder a kernel could write) is not put first on sys.path, so a planted ``jupyter_medagent/`` or
+    ``ipykernel_launcher.py`` there is never imported."""
+    return [sys.executable, "-P", "-m", module]
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ def sandbox_problem() -> str | None:
         return "bubblewrap (bwrap) is not installed"
     # The kernels' own mounts: a Python installed under a hidden folder (a virtualenv in /home or /tmp) must run.
     probe = [bwrap, *_mounts(), "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session",
-             "--cap-drop", "ALL", "--", sys.executable, "-c", "pass"]
+             "--cap-drop", "ALL", "--", sys.executable, "-P", "-c", "pass"]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -109,7 +118,7 @@ def hidden_files() -> list[str]:
 
 
 def _python_paths() -> list[str]:
-    """Where this Python and its packages live: re-exposed read-only when a hidden folder holds them."""
+    """Where this Python and its packages live (bound read-only into every sandbox, wherever they are)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p)
     paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
@@ -117,36 +126,80 @@ def _python_paths() -> list[str]:
     # expose all of it, read-only over the private one, so nothing could write a temporary file.
     hidden = hidden_dirs()
     return sorted(p for p in (os.path.realpath(p) for p in paths)
-                  if os.path.exists(p) and _under(p, hidden) and p not in hidden)
+                  if os.path.exists(p) and p not in hidden)
 
 
 def _mounts() -> list[str]:
-    """Read-only root with the hidden folders and files emptied, a private home, and this Python bound back."""
-    argv = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for hidden in hidden_dirs():
-        if os.path.isdir(hidden):
-            argv += ["--tmpfs", hidden]
-    for hidden in hidden_files():
-        if os.path.exists(hidden):
-            argv += ["--ro-bind", "/dev/null", hidden]
+    """The system's programs and libraries read-only (not the whole of ``/``: raw DICOM or anything else
+    elsewhere on the host stays out), this Python with its packages read-only wherever they are, the
+    hidden folders and files emptied (also where they lie under a Python path), and a private home."""
+    argv = []
+    for path in SYSTEM_DIRS:
+        if os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--dev", "/dev", "--proc", "/proc"]
+    hidden = hidden_dirs()
+    python = _python_paths()
+    for path in python:  # first, so that a hidden folder inside one (Jupyter's runtime folder) is emptied after
+        if not _under(path, hidden):
+            argv += ["--ro-bind", path, path]
+    for folder in hidden:
+        if os.path.isdir(folder):
+            argv += ["--tmpfs", folder]
     argv += ["--dir", SANDBOX_HOME]
-    for path in _python_paths():
-        argv += ["--ro-bind", path, path]
+    for path in python:  # a Python installed under a hidden folder (a virtualenv in /root or /tmp) must run
+        if _under(path, hidden):
+            argv += ["--ro-bind", path, path]
+    for path in hidden_files():
+        if os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
     return argv
 
 
+def data_view(data_dir: str, *, writable: str) -> DeidView | None:
+    """The de-identified view of ``data_dir`` for a sandbox whose ``writable`` folder may lie inside it (that
+    folder, and this Python's, are shown as they are); no link in the data brings in what the sandbox hides."""
+    return deidentified_view(data_dir, passthrough=[writable, *_python_paths()],
+                             hidden=[*hidden_dirs(), *hidden_files()])
+
+
+def writable_folder_problem(folder: str) -> str | None:
+    """Why a sandbox may not write ``folder``, or None: it must not hold what a later Python on the host
+    runs (a sys.path entry, a virtualenv or this Python's prefix, this package: a planted ``.pth`` file or
+    module would run outside the sandbox) nor what the sandbox hides (home, /, temporary files)."""
+    folder = os.path.realpath(folder)
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    held = [p for p in (*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix, package)
+            if p and _under(os.path.realpath(p), [folder])]
+    held += [p for p in (sys.prefix, sys.base_prefix, package) if _under(folder, [os.path.realpath(p)])]
+    if held:
+        return (f"the sandbox may not write {folder}: it holds or lies in Python code the host runs ({held[0]}); "
+                "choose a folder outside the virtualenv and the package")
+    home = os.path.realpath(os.path.expanduser("~"))
+    if folder == home or any(_under(h, [folder]) for h in [*hidden_dirs(), "/"]):
+        return (f"the sandbox may not write {folder}: it holds folders the sandbox hides (home, temporary files, "
+                "Jupyter's runtime folder); use a project folder of its own")
+    return None
+
+
 def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, environment: dict[str, str],
-               data_view: DeidView | None = None) -> list[str]:
-    """bubblewrap's arguments: read-only root, private /tmp and home, the output folder and the kernel's
+               data_view: DeidView | None = None, cwd: str | None = None) -> list[str]:
+    """bubblewrap's arguments: the system read-only (``_mounts``), private /tmp and home, the output folder and the kernel's
     socket folder writable, the data read-only (its de-identified ``data_view`` where it holds DICOM
-    files), no network, its own pid namespace and session, and no
-    capabilities (as root too: without ``--cap-drop ALL`` a root kernel could remount ``/`` writable)."""
+    files), the working directory ``cwd`` (default the output folder), no network, its own pid namespace
+    and session, and no capabilities (as root too: without ``--cap-drop ALL`` a root kernel could remount
+    ``/`` writable). Raises ConfigError for an output folder ``writable_folder_problem`` refuses."""
+    from jupyter_medagent.errors import ConfigError
+
+    problem = writable_folder_problem(output_dir)
+    if problem:
+        raise ConfigError(problem)
     argv = [shutil.which("bwrap") or "bwrap", *_mounts()]
     data_binds = data_view.bwrap_args() if data_view else ["--ro-bind", data_dir, data_dir] if data_dir else []
     argv += data_binds + ["--bind", output_dir, output_dir, "--bind", runtime_dir, runtime_dir]
     if data_dir and _under(data_dir, [output_dir]):  # data inside the output folder stays read-only
         argv += data_binds
-    argv += ["--chdir", output_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    argv += ["--chdir", cwd or output_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
              "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
     for key, value in environment.items():
         argv += ["--setenv", key, value]
@@ -164,20 +217,59 @@ class _OneSpec(KernelSpecManager):
         return self._spec
 
 
+LAUNCH_LOG = "launcher-stderr.log"  # in the host-only part of a kernel's runtime folder
+LAUNCH_LOG_READ = 64 * 1024  # the tail of it that is read back
+
+
 class _ProjectKernel:
-    """Launches with the allow-listed environment (whoever starts it: our executor or nbclient) and
-    removes its socket folder with the kernel."""
+    """Launches with the allow-listed environment (whoever starts it: our executor or nbclient), its
+    stderr into a file only the host can reach, and removes its runtime folder with the kernel.
+
+    ``runtime_folder`` is the host's; the kernel sees only its ``sockets`` sub-folder (connection file and
+    IPC sockets), so nothing the kernel can write or link is read back on the host, only the stderr file
+    it holds open."""
 
     runtime_folder: str = ""
     launch_env: dict[str, str] = {}
+    _stderr = None
 
     async def _async_pre_start_kernel(self, **kwargs):
         kwargs["env"] = dict(self.launch_env)
+        if self.runtime_folder:
+            self._close_stderr()
+            fd = os.open(os.path.join(self.runtime_folder, LAUNCH_LOG),
+                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            self._stderr = kwargs["stderr"] = os.fdopen(fd, "wb")
         return await super()._async_pre_start_kernel(**kwargs)
+
+    def launch_refusal(self) -> str | None:
+        """Why the launcher refused to start the kernel (isolation/launch.py says so on stderr and exits), or
+        None while it runs or when it said nothing of the kind."""
+        from jupyter_medagent.isolation.launch import REFUSAL_PREFIX  # not at the top: the launcher runs as -m
+
+        process = getattr(getattr(self, "provisioner", None), "process", None)
+        if not self.runtime_folder or process is None or process.poll() is None:
+            return None
+        try:
+            fd = os.open(os.path.join(self.runtime_folder, LAUNCH_LOG), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as log:
+            size = os.fstat(log.fileno()).st_size
+            log.seek(max(0, size - LAUNCH_LOG_READ))
+            tail = log.read(LAUNCH_LOG_READ).decode("utf-8", "replace")
+        said = [line.split(REFUSAL_PREFIX, 1)[1] for line in tail.splitlines() if REFUSAL_PREFIX in line]
+        return f"refusing to start: {said[-1].strip()[:2000]}" if said else None
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self.runtime_folder:
+            self._close_stderr()
             shutil.rmtree(self.runtime_folder, ignore_errors=True)
 
 
@@ -195,10 +287,17 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
     """A manager for a new kernel: in bubblewrap when ``sandboxed``, else a plain process; both through
     the launcher (limits, no program may be started, optional guard installed at start) and IPC
     sockets in a private folder."""
+    from jupyter_medagent.errors import ConfigError
+
     output_dir = os.path.realpath(output_dir)
     data_dir = os.path.realpath(data_dir) if data_dir else None
-    runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
-    launcher = [sys.executable, "-m", "jupyter_medagent.isolation.launch", *limits.launcher_args()]
+    problem = writable_folder_problem(output_dir) if sandboxed else None
+    if problem:
+        raise ConfigError(problem)
+    host_runtime = tempfile.mkdtemp(prefix="medagent-kernel-")
+    runtime = os.path.join(host_runtime, "sockets")  # the kernel's part of it
+    os.mkdir(runtime, 0o700)
+    launcher = [*python_module("jupyter_medagent.isolation.launch"), *limits.launcher_args()]
     if not sandboxed:
         launcher.append("--no-sandbox")
     if guard_policy is not None:
@@ -208,7 +307,7 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
         # JPY_PARENT_PID=1: the kernel's parent is bwrap's init; --die-with-parent ends it with us.
         environment = {**kernel_environment(home=SANDBOX_HOME), "JPY_PARENT_PID": "1"}
         argv = bwrap_argv(output_dir=output_dir, data_dir=data_dir, runtime_dir=runtime, environment=environment,
-                          data_view=deidentified_view(data_dir) if data_dir else None) + launcher
+                          data_view=data_view(data_dir, writable=output_dir) if data_dir else None) + launcher
         env = kernel_environment()
     else:
         argv, env = launcher, kernel_environment()
@@ -217,6 +316,6 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
     manager_class = AsyncProjectKernelManager if asynchronous else ProjectKernelManager
     manager = manager_class(kernel_name="medagent", kernel_spec_manager=_OneSpec(spec), transport="ipc",
                                    connection_file=os.path.join(runtime, "kernel.json"))
-    manager.runtime_folder = runtime
+    manager.runtime_folder = host_runtime
     manager.launch_env = env
     return manager

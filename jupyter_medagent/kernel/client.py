@@ -21,7 +21,6 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from jupyter_medagent.agent.protocols import ExecutionResult
 from jupyter_medagent.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
-from jupyter_medagent.isolation.launch import REFUSAL_FILE
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 
 POLL_S = 0.5
@@ -89,10 +88,10 @@ class KernelClientExecutor:
                                     f"({said or (result.error or {}).get('evalue', 'no answer')}); restart the kernel")
 
     def _launch_refusal(self) -> str | None:
-        """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did."""
-        folder = getattr(self.manager, "runtime_folder", "")
-        path = os.path.join(folder, REFUSAL_FILE) if folder else ""
-        return open(path).read().strip() if path and os.path.exists(path) else None
+        """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did: from its
+        stderr, which only the host holds (sandbox._ProjectKernel.launch_refusal)."""
+        read = getattr(self.manager, "launch_refusal", None)
+        return read() if read else None
 
     # ------------------------------------------------------------------ running cells
     def execute(self, code: str, timeout: float | None = None,

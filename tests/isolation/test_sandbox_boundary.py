@@ -294,7 +294,7 @@ KERNELSPEC_PROBE = r"""
 import json, os
 from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
 status = dict(line.rstrip("\n").split(":\t", 1) for line in open("/proc/self/status") if ":\t" in line)
-open("written-by-the-kernel.txt", "w").write("ok")
+open("medagent_output/written-by-the-kernel.txt", "w").write("ok")
 try:
     open(OUTSIDE + "/escaped.txt", "w").write("out")
     outside = "written"
@@ -308,7 +308,7 @@ print(json.dumps({"CapEff": status["CapEff"], "sandbox": in_sandbox_kernel(), "c
 def test_the_sandbox_kernelspec_runs_a_notebook_kernel_in_the_sandbox(bwrap, place, monkeypatch):
     """`medagent kernelspec install` as Jupyter uses it: a kernel started from the spec (TCP ports, as a
     Jupyter server chooses them) answers through the relay, holds no capabilities, knows it is the sandbox
-    kernel, writes into the notebook's folder and nowhere else, and has no API key."""
+    kernel, works in the notebook's folder, writes into its medagent_output/ and nowhere else, and has no API key."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -340,7 +340,8 @@ def test_the_sandbox_kernelspec_runs_a_notebook_kernel_in_the_sandbox(bwrap, pla
     text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
     found = json.loads(text.strip().splitlines()[-1])
     assert int(found["CapEff"], 16) == 0 and found["sandbox"] is True and found["keys"] == []
-    assert found["cwd"] == str(notebook_folder) and (notebook_folder / "written-by-the-kernel.txt").read_text() == "ok"
+    written = notebook_folder / "medagent_output" / "written-by-the-kernel.txt"
+    assert found["cwd"] == str(notebook_folder) and written.read_text() == "ok"
     assert found["outside"] == "OSError"  # EROFS
     assert not (place / "outside" / "escaped.txt").exists()
 
