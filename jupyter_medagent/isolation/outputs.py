@@ -103,7 +103,7 @@ class Rewriter:
         except ValueError:
             return frames  # not a Jupyter message (an iopub subscription, the heartbeat)
         idents, (signature, *parts) = frames[:split + 1], frames[split + 1:]
-        if len(parts) < 4 or not hmac.compare_digest(signature, self.session.sign(parts[:4]).encode()):
+        if len(parts) < 4 or not hmac.compare_digest(signature, self.session.sign(parts[:4])):
             return None
         try:
             header, content = json.loads(parts[0]), json.loads(parts[3])
@@ -115,4 +115,4 @@ class Rewriter:
         if cleaned is content:
             return frames
         parts[3] = self.session.pack(cleaned)
-        return [*idents, self.session.sign(parts[:4]).encode(), *parts]
+        return [*idents, self.session.sign(parts[:4]), *parts]
