@@ -25,6 +25,10 @@ When it is guarded:
   code object, a module or .pyc it wrote into a writable folder) is the agent's too.
 - IPython event callbacks, input and AST transformers, display formatters and custom exception
   handlers that a marked cell added are removed at its release (libraries' own functions stay).
+- callbacks a marked cell queued on the kernel's event loops (asyncio ``call_soon``/``call_later``/
+  ``call_at``, tornado's ``add_callback``/``call_later``, on the cells' loop and on the other threads'
+  loops tornado knows) are cancelled at its release, and so are tasks it started on the cells' loop; the
+  kernel's own wakeups stay. A thread it started (``threading.Timer`` included) stays tainted.
 
 Defence in depth, not a boundary (the sandbox is): the hook and its state live in closures nothing
 else references, bound to private copies of this module's globals and the builtins; a refusal is
