@@ -5,8 +5,8 @@ scripts and event handlers, JavaScript, SVG with script. Code a model wrote (or 
 prints into the user's later cells) must not reach the page's session, which can open a terminal on the
 host. The relay of the "Python 3 (medagent sandbox)" kernel passes every message from the kernel through
 ``rewrite``: HTML, Markdown and SVG are cleaned by nh3 (no script, no event handlers, no ``javascript:``
-URLs, no iframes, objects or forms), every other kind of output but plain text, JSON, LaTeX and raster
-images is dropped, widget messages (whose front end runs code the kernel sends) are dropped, and the
+URLs, no iframes, objects or forms), every other kind of output but plain text, JSON (medagent's own
+metrics and findings included), LaTeX and raster images is dropped, widget messages (whose front end runs code the kernel sends) are dropped, and the
 message is signed again with the connection's key. Messages whose signature is wrong are dropped.
 """
 
@@ -20,6 +20,9 @@ import nh3
 # Output kinds passed on as they are: nothing in them runs in the page.
 INERT = frozenset({"text/plain", "application/json", "text/latex", "image/png", "image/jpeg", "image/gif",
                    "image/webp", "image/bmp"})
+# medagent's own structured outputs (metrics, findings, progress, the run): JSON that the agent reads and our
+# extension renders as text.
+MEDAGENT_JSON = ("application/vnd.medagent.", "+json")
 CLEANED = frozenset({"text/html", "text/markdown", "image/svg+xml"})
 # Messages whose content carries MIME bundles: iopub outputs, and the pager payloads and help of shell replies.
 BUNDLE_MESSAGES = frozenset({"display_data", "execute_result", "update_display_data"})
@@ -63,7 +66,7 @@ def clean_bundle(data: dict) -> dict:
     """A MIME bundle with only what cannot run in the page: inert kinds as they are, HTML/Markdown/SVG cleaned."""
     kept = {}
     for mime, value in data.items():
-        if mime in INERT:
+        if mime in INERT or (mime.startswith(MEDAGENT_JSON[0]) and mime.endswith(MEDAGENT_JSON[1])):
             kept[mime] = value
         elif mime in CLEANED and isinstance(value, (str, list)):
             text = "".join(value) if isinstance(value, list) else value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jupyter_client.session import Session
 
+from jupyter_medagent.agent.protocols import METRICS_MIME
 from jupyter_medagent.isolation.outputs import Rewriter
 
 KEY = b"0123456789abcdef"
@@ -24,11 +25,13 @@ def test_html_is_cleaned_javascript_dropped_tables_kept_and_the_message_signed_a
     session, rewriter = Session(key=KEY), Rewriter(KEY)
     data = {"text/html": SCRIPT + TABLE, "application/javascript": "alert(3)", "text/plain": "<table>",
             "image/svg+xml": '<svg onload="alert(4)"><script>alert(5)</script><rect width="3"/></svg>',
-            "text/markdown": "**bold** <img src=x onerror=alert(6)>", "application/vnd.custom+js": "x"}
+            "text/markdown": "**bold** <img src=x onerror=alert(6)>", "application/vnd.custom+js": "x",
+            METRICS_MIME: {"dice": 0.91}}
     for msg_type in ("display_data", "execute_result", "update_display_data"):
         out = _read(session, rewriter.rewrite(_frames(session, msg_type, {"data": data, "metadata": {}})))
         shown = out["content"]["data"]
-        assert set(shown) == {"text/html", "text/plain", "image/svg+xml", "text/markdown"}
+        assert set(shown) == {"text/html", "text/plain", "image/svg+xml", "text/markdown", METRICS_MIME}
+        assert shown[METRICS_MIME] == {"dice": 0.91}  # what the agent reads from the kernel
         html = shown["text/html"]
         assert "<script" not in html and "onerror" not in html and "javascript:" not in html
         assert "<td>LV</td>" in html and "class=\"dataframe\"" in html
