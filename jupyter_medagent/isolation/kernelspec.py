@@ -124,7 +124,11 @@ def _forward(front, back, rewrite) -> None:
             if sock is front:
                 back.send_multipart(frames)
                 continue
-            frames = rewrite(frames) if rewrite is not None else frames
+            if rewrite is not None:
+                try:
+                    frames = rewrite(frames)
+                except Exception:  # fail closed: a message that cannot be checked is not shown
+                    frames = None
             if frames is not None:
                 front.send_multipart(frames)
 

@@ -6,8 +6,9 @@ prints into the user's later cells) must not reach the page's session, which can
 host. The relay of the "Python 3 (medagent sandbox)" kernel passes every message from the kernel through
 ``rewrite``: HTML, Markdown and SVG are cleaned by nh3 (no script, no event handlers, no ``javascript:``
 URLs, no iframes, objects or forms), every other kind of output but plain text, JSON (medagent's own
-metrics and findings included), LaTeX and raster images is dropped, widget messages (whose front end runs code the kernel sends) are dropped, and the
-message is signed again with the connection's key. Messages whose signature is wrong are dropped.
+metrics and findings included), LaTeX and raster images is dropped, widget messages (whose front end runs
+code the kernel sends) are dropped, and the message is signed again with the connection's key. Messages
+whose signature is wrong are dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CLEANED = frozenset({"text/html", "text/markdown", "image/svg+xml"})
 BUNDLE_MESSAGES = frozenset({"display_data", "execute_result", "update_display_data"})
 # The widget protocol: the front end builds views (anywidget runs JavaScript modules) from what these carry.
 DROPPED_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
+REWRITTEN_MESSAGES = BUNDLE_MESSAGES | DROPPED_MESSAGES | {"inspect_reply", "execute_reply"}
 DELIMITER = b"<IDS|MSG>"
 
 _HTML_TAGS = nh3.ALLOWED_TAGS - {"img"} | {"table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption",
@@ -109,10 +111,13 @@ class Rewriter:
         if len(parts) < 4 or not hmac.compare_digest(signature, self.session.sign(parts[:4])):
             return None
         try:
-            header, content = json.loads(parts[0]), json.loads(parts[3])
-        except ValueError:
+            msg_type = str(json.loads(parts[0]).get("msg_type"))
+            if msg_type not in REWRITTEN_MESSAGES:
+                return frames
+            content = json.loads(parts[3])
+        except (ValueError, AttributeError):
             return None
-        cleaned = clean_content(str(header.get("msg_type")), content)
+        cleaned = clean_content(msg_type, content) if isinstance(content, dict) else None
         if cleaned is None:
             return None
         if cleaned is content:

@@ -123,7 +123,8 @@ def page(browser):
     context.close()
 
 
-def new_notebook(root: Path, name: str, sources: list[str] = (), kernel: tuple[str, str] = ("python3", "Python 3 (ipykernel)")) -> Path:
+def new_notebook(root: Path, name: str, sources: list[str] = (),
+                 kernel: tuple[str, str] = ("python3", "Python 3 (ipykernel)")) -> Path:
     """A notebook in the lab's root with these code cells (a title cell when there are none), on ``kernel``
     (its spec name and display name)."""
     cells = [nbformat.v4.new_code_cell(s) for s in sources] or [nbformat.v4.new_markdown_cell(f"# {name}")]
