@@ -1,4 +1,4 @@
-"""Lock a running kernel down for the rest of its life: it starts no program and opens no network socket.
+"""Lock a running kernel down for the rest of its life: it starts no program and opens no internet socket.
 
 The first cell of a notebook a model backend wrote calls ``refuse_programs_and_network`` besides arming
 the guard, so that when the user re-runs the notebook in a plain kernel, outside medagent's sandbox, a cell
@@ -58,5 +58,5 @@ def refuse_programs_and_network() -> str:
         why = f"thread {result} has another filter" if result > 0 else errno.errorcode.get(ctypes.get_errno())
         raise LockdownError(f"the seccomp filter could not be installed ({why}): this kernel can still start "
                             "programs and reach the network; do not run the cells below here")
-    return ("this kernel now starts no program and opens no network socket (seccomp); "
+    return ("this kernel now starts no program and opens no internet socket (seccomp); "
             "restart the kernel to lift it")
