@@ -477,9 +477,9 @@ def _make_hook(config: dict, armed_always: bool):
                 container.custom_exceptions, container.CustomTB = before
 
     # ------------------------------------------------------------------ event-loop callbacks the agent left
-    def event_loops() -> list:
+    def event_loops(cells_loop) -> list:
         """The loop the cells run on and those of the kernel's other threads (tornado keeps a table of them)."""
-        loops = [running_loop()]
+        loops = [cells_loop]
         tornado = sys.modules.get("tornado.ioloop")
         table = getattr(getattr(tornado, "IOLoop", None), "_ioloop_for_asyncio", None)
         if table is not None:
@@ -493,9 +493,9 @@ def _make_hook(config: dict, armed_always: bool):
 
     def loop_snapshot() -> dict:
         """What each loop holds at the start of a marked cell: its queued callbacks, and the main loop's tasks."""
-        loops = event_loops()
-        return {"loops": [(loop, {id(h): h for h in queued(loop)}) for loop in loops],
-                "tasks": {id(t): t for t in all_tasks(loops[0])} if loops else {}}
+        cells_loop = running_loop()
+        return {"loops": [(loop, {id(h): h for h in queued(loop)}) for loop in event_loops(cells_loop)],
+                "cells_loop": cells_loop, "tasks": {id(t): t for t in all_tasks(cells_loop)} if cells_loop else {}}
 
     def old_task_wakeup(callback, old_tasks: dict) -> bool:
         owner = getattr(callback, "__self__", None)
@@ -550,8 +550,8 @@ def _make_hook(config: dict, armed_always: bool):
                         queue.extend(kept)
                 if type(scheduled) is list:
                     heapify(scheduled)
-        if saved["loops"]:
-            cells_loop = saved["loops"][0][0]
+        cells_loop = saved["cells_loop"]
+        if cells_loop is not None:
             current = current_task(cells_loop)
             for task in all_tasks(cells_loop):
                 if old_tasks.get(id(task)) is not task and task is not current:
