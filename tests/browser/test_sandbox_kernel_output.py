@@ -35,6 +35,8 @@ def sandbox_lab(chromium_path, tmp_path_factory):
         yield from serve_lab(root, env={**os.environ, "JUPYTER_PATH": str(prefix / "share" / "jupyter")})
     finally:
         shutil.rmtree(place, ignore_errors=True)
+        if not any(place.parent.iterdir()):
+            place.parent.rmdir()
 
 
 def test_script_onerror_and_javascript_from_the_sandbox_kernel_do_not_run_and_tables_show(page, sandbox_lab,
