@@ -177,7 +177,7 @@ def run_catalogue(entries: list[Entry], world, canary: Canary, *, isolation: str
                 else:
                     text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) + o.get("evalue", "")
                                    + "".join(o.get("traceback", [])) for o in result.outputs)
-                time.sleep(0.6 if "Timer" in code or "Thread" in code else 0.05)
+                time.sleep(0.6 if any(w in code for w in ("Timer", "Thread", "call_later", "call_at")) else 0.05)
             user_html = users_next_cell(executor)
             rows.append({"id": entry.id, "category": entry.category, "gate": bool(concerns),
                          "effect": effect(entry, world, before, canary, hits_before, redactor.scrub(text), user_html),

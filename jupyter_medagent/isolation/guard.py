@@ -25,6 +25,10 @@ When it is guarded:
   code object, a module or .pyc it wrote into a writable folder) is the agent's too.
 - IPython event callbacks, input and AST transformers, display formatters and custom exception
   handlers that a marked cell added are removed at its release (libraries' own functions stay).
+- callbacks a marked cell queued on the kernel's event loops (asyncio ``call_soon``/``call_later``/
+  ``call_at``, tornado's ``add_callback``/``call_later``, on the cells' loop and on the other threads'
+  loops tornado knows) are cancelled at its release, and so are tasks it started on the cells' loop; the
+  kernel's own wakeups stay. A thread it started (``threading.Timer`` included) stays tainted.
 
 Defence in depth, not a boundary (the sandbox is): the hook and its state live in closures nothing
 else references, bound to private copies of this module's globals and the builtins; a refusal is
@@ -211,9 +215,19 @@ def _make_hook(config: dict, armed_always: bool):
         from _sqlite3 import SQLITE_LIMIT_ATTACHED, Connection as sqlite_connection
     except ImportError:
         sqlite_connection = None
+    import asyncio
+    import functools
+
+    from heapq import heapify
+
+    running_loop, all_tasks, current_task = asyncio.events._get_running_loop, asyncio.all_tasks, asyncio.current_task
+    handle_types, future_type = (asyncio.Handle, asyncio.TimerHandle), asyncio.Future
+    cancel_handle, cancel_task, partial_type = asyncio.Handle.cancel, asyncio.Task.cancel, functools.partial
+    set_unless_cancelled = asyncio.futures._set_result_unless_cancelled  # what asyncio.sleep queues
+    machinery = ("/tornado/", "/zmq/", "/ipykernel/")
     busy: dict = {}  # thread -> what the hook is doing in it
     state = {"armed": armed_always, "always": armed_always, "hashes": set(), "files": set(), "tainted": set(),
-             "threads": set(), "tmp_saved": None, "pending": None, "shell": None, "hooks": None}
+             "threads": set(), "tmp_saved": None, "pending": None, "shell": None, "hooks": None, "loops": None}
 
     def real_dir(path: str) -> str:
         return realpath(path).rstrip("/") + "/"
@@ -462,6 +476,87 @@ def _make_hook(config: dict, armed_always: bool):
             else:
                 container.custom_exceptions, container.CustomTB = before
 
+    # ------------------------------------------------------------------ event-loop callbacks the agent left
+    def event_loops(cells_loop) -> list:
+        """The loop the cells run on and those of the kernel's other threads (tornado keeps a table of them)."""
+        loops = [cells_loop]
+        tornado = sys.modules.get("tornado.ioloop")
+        table = getattr(getattr(tornado, "IOLoop", None), "_ioloop_for_asyncio", None)
+        if table is not None:
+            loops += list(table.keys())
+        return [loop for loop in dict.fromkeys(loops) if loop is not None]
+
+    def queued(loop) -> list:
+        ready, scheduled = getattr(loop, "_ready", ()), getattr(loop, "_scheduled", ())
+        return [*(ready if type(ready).__module__ == "collections" else ()),
+                *(scheduled if type(scheduled) is list else ())]
+
+    def loop_snapshot() -> dict:
+        """What each loop holds at the start of a marked cell: its queued callbacks, and the main loop's tasks."""
+        cells_loop = running_loop()
+        return {"loops": [(loop, {id(h): h for h in queued(loop)}) for loop in event_loops(cells_loop)],
+                "cells_loop": cells_loop, "tasks": {id(t): t for t in all_tasks(cells_loop)} if cells_loop else {}}
+
+    def old_task_wakeup(callback, old_tasks: dict) -> bool:
+        owner = getattr(callback, "__self__", None)
+        return id(owner) in old_tasks and old_tasks[id(owner)] is owner
+
+    def kernel_callback(handle, old_tasks: dict) -> bool:
+        """A callback the kernel's own machinery queued: a wakeup of a task that was there before the cell, a
+        sleep of such a task, or a function of tornado, zmq or ipykernel taking no arguments (tornado's
+        ``add_callback`` wrapper looked into)."""
+        callback, args = handle._callback, handle._args or ()
+        if old_task_wakeup(callback, old_tasks):
+            return True
+        if callback is set_unless_cancelled and len(args) == 2 and isinstance(args[0], future_type):
+            waiters = args[0]._callbacks or ()
+            return bool(waiters) and all(old_task_wakeup(waiter, old_tasks) for waiter, _ in waiters)
+        function = callback.__func__ if type(callback) is method_type else callback
+        if type(function) is function_type and function.__name__ == "_run_callback" and len(args) == 1 \
+                and "/tornado/" in function.__code__.co_filename and type(args[0]) is partial_type \
+                and not args[0].args and not args[0].keywords:
+            callback, args = args[0].func, ()
+            function = callback.__func__ if type(callback) is method_type else callback
+        if args or type(function) is not function_type or function.__code__.co_filename in state["files"]:
+            return False
+        return any(part in function.__code__.co_filename for part in machinery)
+
+    def cancel_left_behind(saved: dict) -> None:
+        """Take back what the cell queued to run after its release (``call_soon``/``call_later``/``call_at``,
+        tornado's ``add_callback``/``call_later``, tasks on the cells' loop): there no model frame would be on
+        the stack and the guard would not watch it. Anything queued that is not a plain handle is removed."""
+        old_tasks = saved["tasks"]
+        for loop, before in saved["loops"]:
+            ready, scheduled = getattr(loop, "_ready", None), getattr(loop, "_scheduled", None)
+            strays = []
+            for handle in queued(loop):
+                if before.get(id(handle)) is handle:
+                    continue
+                if type(handle) not in handle_types:
+                    strays.append(handle)
+                    continue
+                try:
+                    keep = kernel_callback(handle, old_tasks)
+                except Exception:  # fail closed: what cannot be checked does not run
+                    keep = False
+                if not keep:
+                    cancel_handle(handle)
+            if strays:
+                stray_ids = {id(item) for item in strays}
+                for queue in (ready, scheduled):
+                    if queue is not None and type(queue).__module__ in ("collections", "builtins"):
+                        kept = [item for item in queue if id(item) not in stray_ids]
+                        queue.clear()
+                        queue.extend(kept)
+                if type(scheduled) is list:
+                    heapify(scheduled)
+        cells_loop = saved["cells_loop"]
+        if cells_loop is not None:
+            current = current_task(cells_loop)
+            for task in all_tasks(cells_loop):
+                if old_tasks.get(id(task)) is not task and task is not current:
+                    cancel_task(task)
+
     def after_decision() -> None:
         """Outside the hook's busy state (model code met here is guarded as its own): the IPython hooks
         at the start of a marked cell are taken note of, and whatever the agent added is removed at its
@@ -471,9 +566,14 @@ def _make_hook(config: dict, armed_always: bool):
             if state["shell"] is None and get_ipython is not None:
                 state["shell"] = get_ipython()
             state["hooks"] = ipython_hooks(state["shell"]) if state["shell"] is not None else None
-        elif what == "restore" and state["hooks"] is not None:
-            saved, state["hooks"] = state["hooks"], None
-            restore_hooks(saved)
+            state["loops"] = loop_snapshot()
+        elif what == "restore":
+            saved_loops, state["loops"] = state["loops"], None
+            if state["hooks"] is not None:
+                saved, state["hooks"] = state["hooks"], None
+                restore_hooks(saved)
+            if saved_loops is not None:
+                cancel_left_behind(saved_loops)
 
     def env_change_by_agent(frame) -> bool:
         """Model code changes the environment itself or through a magic (``%env``); libraries that set
@@ -518,7 +618,7 @@ def _make_hook(config: dict, armed_always: bool):
             try:
                 after_decision()
             except Exception:  # an IPython without these lists: nothing planted there to remove
-                state["hooks"] = None
+                state["hooks"] = state["loops"] = None
         if fresh is not None:
             return fresh
         return None if message is None else refusal(message)

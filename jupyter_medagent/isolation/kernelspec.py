@@ -8,7 +8,9 @@ the kernel in bubblewrap (read-only root, no capabilities, the seccomp filter, n
 the notebook's folder read-only and de-identified where it holds DICOM, its ``medagent_output/`` folder the
 only writable place, the working directory the notebook's folder) and relays the five channels between the TCP ports Jupyter
 chose and the kernel's IPC sockets in a private folder (the kernel has no network to listen on). The
-kernel never sees Jupyter's connection file or runtime folder, only its own connection details.
+kernel never sees Jupyter's connection file or runtime folder, only its own connection details. What the
+kernel shows reaches the browser only through the relay, cleaned (``outputs``): the kernel may run code a
+model wrote, so nothing it outputs is rendered as trusted HTML or JavaScript.
 """
 
 from __future__ import annotations
@@ -104,25 +106,54 @@ def _kernel_connection(host: dict, runtime: str) -> dict:
 
 
 def _relay(host: dict, kernel: dict):
-    """One zmq proxy thread per channel: Jupyter's TCP port on one side, the kernel's IPC socket on the other."""
+    """One relay thread per channel: Jupyter's TCP port on one side, the kernel's IPC socket on the other.
+    What the kernel sends on shell and iopub is made inert for the browser (``outputs.Rewriter``)."""
+    import threading
+
     import zmq
-    from zmq.devices import ThreadProxy
+
+    from jupyter_medagent.isolation.outputs import Rewriter
 
     kinds = {"shell": (zmq.ROUTER, zmq.DEALER), "control": (zmq.ROUTER, zmq.DEALER),
              "stdin": (zmq.ROUTER, zmq.DEALER), "hb": (zmq.ROUTER, zmq.DEALER), "iopub": (zmq.XPUB, zmq.XSUB)}
-    proxies = []
+    rewriter = Rewriter(host["key"], host.get("signature_scheme", "hmac-sha256"))
+    context = zmq.Context.instance()
+    threads = []
     for channel in CHANNELS:
-        proxy = ThreadProxy(*kinds[channel])
-        proxy.daemon = True
-        proxy.bind_in(f"tcp://{host.get('ip') or '127.0.0.1'}:{host[f'{channel}_port']}")
-        proxy.connect_out(f"ipc://{kernel['ip']}-{kernel[f'{channel}_port']}")
+        front, back = context.socket(kinds[channel][0]), context.socket(kinds[channel][1])
+        for sock in (front, back):
+            sock.setsockopt(zmq.LINGER, 0)
         if channel in ("shell", "stdin"):
-            proxy.setsockopt_out(zmq.ROUTING_ID, ROUTING_ID)
-        proxy.setsockopt_in(zmq.LINGER, 0)
-        proxy.setsockopt_out(zmq.LINGER, 0)
-        proxy.start()
-        proxies.append(proxy)
-    return proxies
+            back.setsockopt(zmq.ROUTING_ID, ROUTING_ID)
+        front.bind(f"tcp://{host.get('ip') or '127.0.0.1'}:{host[f'{channel}_port']}")
+        back.connect(f"ipc://{kernel['ip']}-{kernel[f'{channel}_port']}")
+        rewrite = rewriter.rewrite if channel in ("shell", "iopub") else None
+        thread = threading.Thread(target=_forward, args=(front, back, rewrite), name=f"relay-{channel}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _forward(front, back, rewrite) -> None:
+    """Pass messages both ways; the kernel's through ``rewrite`` (None drops one) when it is given."""
+    import zmq
+
+    poller = zmq.Poller()
+    poller.register(front, zmq.POLLIN)
+    poller.register(back, zmq.POLLIN)
+    while True:
+        for sock, _ in poller.poll():
+            frames = sock.recv_multipart()
+            if sock is front:
+                back.send_multipart(frames)
+                continue
+            if rewrite is not None:
+                try:
+                    frames = rewrite(frames)
+                except Exception:  # fail closed: a message that cannot be checked is not shown
+                    frames = None
+            if frames is not None:
+                front.send_multipart(frames)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,6 +95,32 @@ def seccomp_program(machine: str) -> bytes:
              (_LD_W_ABS, 16),  # seccomp_data.args[0], low word: clone's flags
              (_JSET_K, CLONE_NAMESPACES, "deny", None),
              "allow", (_RET_K, SECCOMP_RET_ALLOW), "deny", (_RET_K, deny), "enosys", (_RET_K, enosys)]
+    return _assemble(code)
+
+
+# socket(2) and io_uring_setup(2) (whose rings can open sockets without calling socket), for refusal_program.
+_SOCKET_CALLS = {"x86_64": {"socket": 41, "io_uring_setup": 425}, "aarch64": {"socket": 198, "io_uring_setup": 425}}
+
+
+def refusal_program(machine: str, calls: tuple[str, ...], socket_families: tuple[int, ...] = ()) -> bytes:
+    """A filter that answers EPERM to ``calls`` (names in ``SYSCALLS``), to io_uring and to ``socket`` for the
+    address families ``socket_families`` when any are given, and to other ABIs; everything else is allowed."""
+    numbers, deny = SYSCALLS[machine], SECCOMP_RET_ERRNO | errno.EPERM
+    code: list = [(_LD_W_ABS, 4), (_JEQ_K, numbers["arch"], None, "deny"), (_LD_W_ABS, 0)]
+    if machine == "x86_64":
+        code.append((_JGE_K, X32_SYSCALL_BIT, "deny", None))
+    code += [(_JEQ_K, numbers[name], "deny", None) for name in calls]
+    if socket_families:
+        extra = _SOCKET_CALLS[machine]
+        code += [(_JEQ_K, extra["io_uring_setup"], "deny", None), (_JEQ_K, extra["socket"], None, "allow"),
+                 (_LD_W_ABS, 16)]  # seccomp_data.args[0], low word: the address family
+        code += [(_JEQ_K, family, "deny", None) for family in socket_families]
+    code += ["allow", (_RET_K, SECCOMP_RET_ALLOW), "deny", (_RET_K, deny)]
+    return _assemble(code)
+
+
+def _assemble(code: list) -> bytes:
+    """Classic BPF from (op, k[, jump-true label, jump-false label]) items and label names."""
     labels, index = {}, 0
     for item in code:
         if isinstance(item, str):

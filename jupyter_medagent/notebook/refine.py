@@ -84,15 +84,21 @@ class ModelAuthor:
 
 def model_warning(author: ModelAuthor) -> str:
     return (f"> **Written by a model ({author.model}), not by a person.** Read each cell before you run it. "
-            "The first code cell arms medagent's runtime guard for the rest of the kernel's life: the cells "
-            f"below may write only into `{author.output_dir}`, change nothing in the data, start no process and "
-            "reach no network, as while the agent ran them. Restart the kernel to work without the guard.")
+            "The first code cell locks this kernel down for the rest of its life: a seccomp filter (enforced by "
+            "Linux, not by Python) refuses starting any program and opening internet or raw network sockets, so "
+            "`!` commands, `%pip` and downloads fail from then on; and medagent's runtime guard lets the cells "
+            "below write only "
+            f"into `{author.output_dir}` and change nothing in the data, as while the agent ran them. "
+            "Restarting the kernel lifts both.")
 
 
 def guard_cell(author: ModelAuthor):
     protected = [author.data_dir] if author.data_dir else []
-    source = ("# A model wrote the cells below: the runtime guard watches them wherever this notebook runs.\n"
-              "from jupyter_medagent.isolation.guard import watch_model_code\n\n"
+    source = ("# A model wrote the cells below: from here on this kernel starts no program and opens no internet\n"
+              "# socket (seccomp), and the runtime guard watches every cell. Restart the kernel to lift both.\n"
+              "from jupyter_medagent.isolation.guard import watch_model_code\n"
+              "from jupyter_medagent.isolation.lockdown import refuse_programs_and_network\n\n"
+              "print(refuse_programs_and_network())\n"
               f"watch_model_code(writable=[{author.output_dir!r}], protected={protected!r})")
     return new_code_cell(source, metadata={"medagent": {"guard": True}})
 

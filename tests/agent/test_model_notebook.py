@@ -94,3 +94,59 @@ def test_arming_for_good_is_one_way_even_with_the_release_token(tmp_path):
         assert "watched" in later.outputs[0]["text"]
     finally:
         executor.close()
+
+
+@pytest.fixture()
+def tcp_canary():
+    """A loopback TCP listener that counts the connections it accepts."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_re_run_in_a_plain_kernel_starts_no_program_and_reaches_no_network(tmp_path, tcp_canary):
+    """The refined notebook's first cell locks the kernel down below Python: a child started through
+    _posixsubprocess.fork_exec (no audit event) cannot exec, and zmq's native sockets (no audit event either)
+    cannot reach a loopback canary; ordinary cells still run."""
+    from jupyter_medagent.notebook.draft import DraftCell
+    from jupyter_medagent.notebook.refine import ModelAuthor, refined_notebook
+
+    port, accepted = tcp_canary
+    out, data = tmp_path / "out", tmp_path / "data"
+    out.mkdir()
+    data.mkdir()
+    marker = out / "exec-ran"
+    cells = [
+        DraftCell("c1", "import numpy as np\nprint('mean', np.arange(5).mean())", "An ordinary step.", status="ok"),
+        DraftCell("c2", "import os, multiprocessing.connection as mc\n"
+                  f"child = mc.util.spawnv_passfds(b'/bin/sh', [b'/bin/sh', b'-c', b'touch {marker}'], ())\n"
+                  "print('child exit', os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))",
+                  "A sleeper's process.", status="ok"),
+        DraftCell("c3", "import time, zmq\nsock = zmq.Context.instance().socket(zmq.DEALER)\n"
+                  f"sock.connect('tcp://127.0.0.1:{port}')\nsock.send(b'phone home')\ntime.sleep(3)\n"
+                  "sock.close(linger=0)\nprint('sent')", "A sleeper's connection.", status="ok")]
+    nb = refined_notebook("Count the scans.", cells, {}, {},
+                          author=ModelAuthor("openai: test-model", str(out), str(data)))
+    assert "seccomp" in nb.cells[0].source and "Restarting the kernel lifts both" in nb.cells[0].source
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells if c.cell_type == "code"]
+    assert "no program" in texts[0] and "mean 2.0" in texts[1]
+    assert "child exit 255" in texts[2] and not marker.exists()  # the forked child could not exec
+    assert "sent" in texts[3] and accepted == []

@@ -63,13 +63,18 @@ def lab(tmp_path_factory, chromium_path):
     synth_cardiac(root / "data", cases=4, seed=1, pitfalls=["orientation_flip"])
     for name in ("measure.ipynb", "train.ipynb"):
         new_notebook(root, name)
+    yield from serve_lab(root)
+
+
+def serve_lab(root: Path, env: dict | None = None):
+    """Run JupyterLab on ``root`` (with ``env``) until the generator is closed; yields (url, root)."""
     port = _free_port()
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
          "--ServerApp.disable_check_xsrf=False", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -88,7 +93,7 @@ def lab(tmp_path_factory, chromium_path):
     except subprocess.TimeoutExpired:
         server.kill()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "jupyterlab.log", ARTIFACTS / "jupyterlab.log")
+    shutil.copy(root / "jupyterlab.log", ARTIFACTS / f"jupyterlab-{root.name}.log")
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +123,13 @@ def page(browser):
     context.close()
 
 
-def new_notebook(root: Path, name: str, sources: list[str] = ()) -> Path:
-    """A notebook in the lab's root with these code cells (a title cell when there are none)."""
+def new_notebook(root: Path, name: str, sources: list[str] = (),
+                 kernel: tuple[str, str] = ("python3", "Python 3 (ipykernel)")) -> Path:
+    """A notebook in the lab's root with these code cells (a title cell when there are none), on ``kernel``
+    (its spec name and display name)."""
     cells = [nbformat.v4.new_code_cell(s) for s in sources] or [nbformat.v4.new_markdown_cell(f"# {name}")]
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernel[0], "display_name": kernel[1], "language": "python"}
     nbformat.write(nb, root / name)
     return root / name
 

@@ -96,3 +96,33 @@ def test_ordinary_user_cells_after_a_model_cell_still_plot_and_write(kernel, tmp
     user = executor._run("open('mine.txt', 'w').write('u')\nimport matplotlib.pyplot as plt\nplt.figure()\nprint('ok')",
                          timeout=60)
     assert "ok" in _text(user) and (tmp_path / "out" / "mine.txt").exists()
+
+
+def test_callbacks_a_model_cell_queues_on_event_loops_do_not_run_unguarded_later(kernel):
+    """Finding 4: code queued to run after the model cell (asyncio call_soon/call_later/call_at, a task,
+    tornado's add_callback/call_later on the cells' loop and on another thread's, a threading.Timer) would run
+    after the release with no model frame below it. It is taken back at the release, or stays guarded."""
+    executor, outside = kernel
+    escape = f"open({str(outside)!r}, 'a').write('{{}} ran\\n')"
+    cell = f"""
+import asyncio, functools, threading
+from tornado.ioloop import IOLoop
+loop = asyncio.get_event_loop()
+def code(name):
+    return {escape!r}.format(name)
+loop.call_soon(functools.partial(exec, code('call_soon'), {{}}))
+loop.call_later(0.5, exec, code('call_later'), {{}})
+loop.call_at(loop.time() + 0.5, exec, code('call_at'), {{}})
+asyncio.ensure_future(get_ipython().run_cell_async(code('task')))
+IOLoop.current().add_callback(exec, code('add_callback'), {{}})
+IOLoop.current().call_later(0.5, exec, code('tornado_call_later'), {{}})
+other = next(l for a, l in IOLoop._ioloop_for_asyncio.items() if a is not loop)
+other.call_later(0.5, exec, code('other_thread_loop'), {{}})
+threading.Timer(0.5, exec, [code('timer'), {{}}]).start()
+print('queued')
+"""
+    assert "queued" in _text(executor.execute(cell))
+    user = executor._run("import time\ntime.sleep(2)\nprint('user cell done')", timeout=30)
+    assert "user cell done" in _text(user)
+    assert not outside.exists(), outside.read_text()
+    assert "ok" in _text(executor._run("print('ok')", timeout=30))  # the kernel still answers
