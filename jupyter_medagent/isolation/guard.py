@@ -638,12 +638,15 @@ def _make_hook(config: dict, armed_always: bool):
                 state["tmp_saved"], tempfile.tempdir = tempfile.tempdir, state["tmp"]
             state["armed"] = state["always"] = True
             return
-        if not guarded(frame):
-            if event == CONFIGURE and native_id() == main_thread:
-                configure(loads(args[0]))
-            return
         if event == CONFIGURE:
-            refuse("reconfigures the guard")
+            # Medagent's own set-up cell, between agent cells: it runs code compiled through exec, which a
+            # kernel that ran model cells may count as the agent's, so the frames are not asked here.
+            if state["armed"] or native_id() in state["tainted"] or native_id() != main_thread:
+                refuse("reconfigures the guard")
+            configure(loads(args[0]))
+            return
+        if not guarded(frame):
+            return
         if event in _process:
             refuse(f"starts a process ({event})")
         if event in _network:
