@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_medagent.isolation import KernelIsolation, KernelLimits, sandbox_problem
+from jupyter_medagent.isolation import KernelIsolation, KernelLimits
 from jupyter_medagent.isolation.launch import capabilities
 from jupyter_medagent.kernel import KernelClientExecutor
 
@@ -24,14 +24,6 @@ ROOT = Path(os.path.realpath(Path(__file__).resolve().parents[2]))
 LIMITS = KernelLimits(memory_mb=8192, cpu_seconds=600)
 AS_ROOT = os.geteuid() == 0
 
-
-@pytest.fixture(scope="module")
-def bwrap():
-    problem = sandbox_problem()
-    if problem:
-        if os.environ.get("CI") == "true" or os.environ.get("MEDAGENT_REQUIRE_SANDBOX"):
-            pytest.fail(f"the sandbox must be tested in CI: {problem}")
-        pytest.skip(problem)
 
 
 @pytest.fixture
