@@ -324,7 +324,14 @@ def test_the_sandbox_kernelspec_runs_a_notebook_kernel_in_the_sandbox(bwrap, pla
         reply = client.execute_interactive(f"OUTSIDE = {str(place / 'outside')!r}\n" + KERNELSPEC_PROBE, timeout=60,
                                            output_hook=lambda m: outputs.append(m))
         assert reply["content"]["status"] == "ok"
-        manager.interrupt_kernel()  # a control message through the relay; the kernel goes on
+        # An interrupt reaches a running cell through the relay, and the kernel goes on afterwards.
+        running = client.execute("import time\nfor _ in range(600): time.sleep(0.1)")
+        while client.get_iopub_msg(timeout=30)["content"].get("execution_state") != "busy":
+            pass
+        manager.interrupt_kernel()
+        interrupted = client.get_shell_msg(timeout=30)
+        assert interrupted["parent_header"]["msg_id"] == running
+        assert interrupted["content"]["status"] == "error" and interrupted["content"]["ename"] == "KeyboardInterrupt"
         assert client.execute_interactive("1 + 1", timeout=30)["content"]["status"] == "ok"
     finally:
         client.stop_channels()
