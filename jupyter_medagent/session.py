@@ -17,34 +17,31 @@ from pathlib import Path
 from typing import Callable
 
 from jupyter_medagent.agent.protocols import Executor
-from jupyter_medagent.agent.skills import SKILL_LEVELS
 from jupyter_medagent.agent.tools import Approver
+from jupyter_medagent.contracts.options import ISOLATION_MODES, RunOptions
 from jupyter_medagent.errors import ConfigError, DataError
-from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
+from jupyter_medagent.isolation import KernelIsolation, KernelLimits, sandbox_problem
 from jupyter_medagent.isolation.deid import deidentified_view
 from jupyter_medagent.isolation import kernelspec
 
 
 @dataclass
-class RunOptions:
+class RunSetup:
+    """One run to build: what is asked, on which data, where the refined notebook goes, and its options."""
+
     request: str
     data: str | None = None  # as the user wrote it; relative paths start at ``base_dir``
     base_dir: Path = field(default_factory=Path.cwd)  # the notebook's folder, or the shell's working directory
     notebook: str | None = None  # the refined notebook; relative paths start at ``base_dir``
-    backend: str | None = None  # selector; None: the config file's default, else offline
-    vlm_judge: str | None = None
-    max_steps: int = 80
-    max_cost: float | None = None  # USD, a hard stop for model calls
-    safety: str | None = None  # enforce (None), approve or off; a model's cells outside a sandbox: always approve
-    acceptance: dict[str, list] = field(default_factory=dict)
-    reexecute: bool = True  # verify the refined notebook by re-running it; False: it is marked "not verified"
-    isolation: str = "auto"  # kernels the run starts: auto (sandbox where bubblewrap works, else guard), sandbox, guard, off
-    cell_timeout: float | None = None  # seconds a cell may run before it is interrupted; None: no limit
-    on_kernel_death: str = "fail"  # fail: end the run; restart: a fresh kernel, the kept cells replayed
-    limits: KernelLimits = field(default_factory=KernelLimits.default)
-    kernel_gateway: str | None = None  # URL of a Jupyter Kernel/Enterprise Gateway for the kernels a run starts
-    skills: str = "all"  # skill tools a model backend gets: none, reference (toolkit_reference) or all (+ propose_recipe)
+    options: RunOptions = field(default_factory=RunOptions)
     kernel_elsewhere: bool = False  # the cells run in a kernel on another machine (a gateway kernel of the notebook's)
+
+
+def kernel_limits(options: RunOptions) -> KernelLimits:
+    """The limits of the run's kernels: unset means the default, 0 means none."""
+    default = KernelLimits.default()
+    return KernelLimits(default.memory_mb if options.kernel_memory is None else options.kernel_memory or None,
+                        default.cpu_seconds if options.kernel_cpu is None else options.kernel_cpu or None)
 
 
 def resolve_data(data: str | None, base_dir: Path) -> str | None:
@@ -59,9 +56,9 @@ def resolve_data(data: str | None, base_dir: Path) -> str | None:
     return str(path.resolve())
 
 
-def resolve_notebook(options: RunOptions, default_name: str) -> Path:
-    path = Path(options.notebook or default_name).expanduser()
-    return (path if path.is_absolute() else Path(options.base_dir) / path).resolve()
+def resolve_notebook(setup: RunSetup, default_name: str) -> Path:
+    path = Path(setup.notebook or default_name).expanduser()
+    return (path if path.is_absolute() else Path(setup.base_dir) / path).resolve()
 
 
 def output_folder(notebook: Path, *, sandbox_kernel: bool = False) -> Path:
@@ -105,10 +102,10 @@ def refined_name(notebook: Path | None) -> str:
     return f"{notebook.stem}-medagent.ipynb" if notebook else "medagent.ipynb"
 
 
-def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], Executor], *,
+def build_agent(setup: RunSetup, make_executor: Callable[[KernelIsolation], Executor], *,
                 approver: Approver | None = None, default_notebook: str = "medagent.ipynb", user_kernel: bool = False,
                 user_kernel_sandboxed: bool = False, on_live=None):
-    """The Agent for ``options``; cells run through ``make_executor(isolation)``.
+    """The Agent for ``setup``; cells run through ``make_executor(isolation)``.
 
     ``approver`` is how this front door asks the user about a cell; it is used in approve mode only.
     ``on_live`` receives a running cell's live events when the executor runs cells inline (the magic).
@@ -130,17 +127,14 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     from jupyter_medagent.safety import safety_for
     from jupyter_medagent.safety.redact import Redactor
 
-    if options.on_kernel_death not in ("fail", "restart"):
-        raise ConfigError(f"on_kernel_death must be fail or restart, not {options.on_kernel_death!r}")
-    if options.skills not in SKILL_LEVELS:
-        raise ConfigError(f"skills must be one of {', '.join(SKILL_LEVELS)}, not {options.skills!r}")
-    data = resolve_data(options.data, options.base_dir)
-    requested = resolve_notebook(options, default_notebook)
+    options = setup.options
+    data = resolve_data(setup.data, setup.base_dir)
+    requested = resolve_notebook(setup, default_notebook)
     notebook, renamed = free_path(requested)
     output_dir = output_folder(notebook, sandbox_kernel=user_kernel and user_kernel_sandboxed)
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
-    isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
+    isolation = plan_isolation(options.isolation, output_dir, data, kernel_limits(options), options.kernel_gateway)
     model_cells = getattr(backend, "name", "offline") != "offline"
     in_user_kernel = user_kernel and (user_kernel_sandboxed or not model_cells)
     if model_cells and in_user_kernel and data and deidentified_view(data):
@@ -159,17 +153,17 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
         notices.append(f"A model writes the cells, so they run in {kind} of the run's own, not in this "
                        "notebook's kernel: variables are not shared (the \"Python 3 (medagent sandbox)\" kernel, "
                        "`medagent kernelspec install`, shares them).")
-    reexecute = options.reexecute
+    reexecute = options.verify
     if reexecute and in_user_kernel and kernelspec.in_sandbox_kernel():
         reexecute = False  # no program, so no kernel, can be started from inside the sandbox
         notices.append("This kernel is the sandbox, where no other kernel can be started: the refined notebook is not "
                        "re-run to verify it (re-run it yourself, or run from a plain kernel).")
     if renamed:
         notices.append(f"{requested.name} already exists and is kept as it is; this run writes {notebook.name}.")
-    safety = "approve" if model_cells and not sandboxed else options.safety or "enforce"
+    safety = "approve" if model_cells and not sandboxed else options.safety
     gate, approve = safety_for(safety, output_dir=output_dir, cwd=output_dir, data_dir=data, approver=approver)
-    task = Task(options.request, data, str(output_dir), options.acceptance,
-                relative_paths=not (options.kernel_gateway or options.kernel_elsewhere))
+    task = Task(setup.request, data, str(output_dir), options.acceptance(),
+                relative_paths=not (options.kernel_gateway or setup.kernel_elsewhere))
     made_output_dir = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)

@@ -229,7 +229,8 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
     (default: next to the data folder, named after it). Takes minutes when it trains a model."""
     from jupyter_medagent.agent.headline import headline_text
     from jupyter_medagent.cli.run import execute
-    from jupyter_medagent.session import RunOptions
+    from jupyter_medagent.contracts.options import RunOptions
+    from jupyter_medagent.session import RunSetup
 
     root = confine(folder, "data folder")
     if notebook is None:
@@ -241,7 +242,8 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
         raise MedagentError(f"notebook {notebook!r} must end in .ipynb")
     if not target.parent.is_dir():
         raise MedagentError(f"notebook {notebook!r}: its folder {target.parent} does not exist")
-    summary, _ = execute(RunOptions(request, str(root), target.parent, str(target), backend="offline"), quiet=True)
+    summary, _ = execute(RunSetup(request, str(root), target.parent, str(target), RunOptions(backend="offline")),
+                         quiet=True)
     lines = [f"Status: {summary['status']} — {summary['reason']}", f"Verified: {summary['verified']}",
              f"Notebook: {summary['notebook']}"]
     if summary.get("headline"):

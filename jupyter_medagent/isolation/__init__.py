@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jupyter_medagent.contracts.options import ISOLATION_MODES
 from jupyter_medagent.isolation import guard
 from jupyter_medagent.isolation.sandbox import KernelLimits, kernel_manager, sandbox_problem
 
-ISOLATION_MODES = ("auto", "sandbox", "guard", "off")
 
 
 @dataclass

@@ -31,6 +31,7 @@ export interface IRunSummary {
   mode: string;
   isolated: boolean;
   verify: boolean;
+  options?: Record<string, string | number | boolean | string[] | null>; // RunOptions, as the run got them
   status: string;
   notebook: string | null;
 }
