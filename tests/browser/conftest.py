@@ -67,8 +67,10 @@ def lab(tmp_path_factory, chromium_path):
 
 
 def serve_lab(root: Path, env: dict | None = None):
-    """Run JupyterLab on ``root`` (with ``env``) until the generator is closed; yields (url, root)."""
+    """Run JupyterLab on ``root`` (with ``env``) until the generator is closed; yields (url, root). Its user
+    settings (the sidebar saves its run options there) live in ``root``, not in this machine's home."""
     port = _free_port()
+    env = {**(env or os.environ), "JUPYTERLAB_SETTINGS_DIR": str(root / ".user-settings")}
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
