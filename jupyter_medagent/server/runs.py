@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from jupyter_medagent.contracts.options import RunOptions, to_json, fields as option_fields, from_json as options_from_json
+from jupyter_medagent.contracts.options import RunOptions, to_json
+from jupyter_medagent.contracts.options import fields as option_fields, from_json as options_from_json
 from jupyter_medagent.errors import ConfigError, MedagentError
 
 MODES = ("auto", "approve")
