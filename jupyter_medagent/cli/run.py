@@ -88,7 +88,6 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     """Run one agent session (``RunOptions``) in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.approval import ask_on_console
     from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.kernel import KernelClientExecutor
     from jupyter_medagent.session import build_agent
 
     started = time.monotonic()
