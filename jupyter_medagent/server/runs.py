@@ -19,7 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.contracts.options import RunOptions, to_json
 from jupyter_medagent.contracts.options import fields as option_fields, from_json as options_from_json
@@ -49,7 +50,7 @@ class RunRequest:
     options: RunOptions = field(default_factory=RunOptions)
 
     @classmethod
-    def from_json(cls, body: Any) -> "RunRequest":
+    def from_json(cls, body: Any) -> RunRequest:
         """The request in a POST body: its own fields and every field of ``RunOptions`` by name."""
         if not isinstance(body, dict):
             raise RunError(400, "the body must be a JSON object")
@@ -256,7 +257,7 @@ class RunManager:
                 changed.clear()  # checked and cleared on the loop's thread: no wake-up is lost in between
                 try:
                     await asyncio.wait_for(changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return
         finally:
             self._waiters.discard(changed)

@@ -84,6 +84,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       .catch(reason => console.error('jupyter-medagent: the run options could not be loaded', reason));
     app.commands.addCommand(OPEN_COMMAND, {
       label: 'Open MedAgent',
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: () => app.shell.activateById(sidebar.id)
     });
     palette?.addItem({ command: OPEN_COMMAND, category: 'MedAgent' });

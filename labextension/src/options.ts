@@ -108,7 +108,10 @@ function makeField(name: string, property: ISettingRegistry.IProperty): IField {
   const read = (): OptionValue => {
     const text = input.value.trim();
     if (kind === 'array') {
-      return text.split(',').map(item => item.trim()).filter(item => item !== '');
+      return text
+        .split(',')
+        .map(item => item.trim())
+        .filter(item => item !== '');
     }
     if (text === '') {
       return blank;
