@@ -112,7 +112,7 @@ def _classified(summary: dict) -> list[dict]:
 
 
 def main() -> None:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args()

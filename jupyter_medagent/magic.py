@@ -31,9 +31,9 @@ from IPython.display import HTML, display
 
 from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
+from jupyter_medagent.contracts.mime import RUN_MIME
 
 COMM_TARGET = "jupyter_medagent.events"
-RUN_MIME = "application/vnd.medagent.run+json"
 THUMBNAIL_SIDE = 480  # pixels: what the timeline keeps of a rendered montage once the run is over
 LOG_EVERY_S = 1.0  # the plain-text log (front ends without the extension) is refreshed at most this often
 TRANSIENT = ("cell_output", "progress", "message_delta")  # live-only events, not kept in the finished timeline
@@ -159,7 +159,7 @@ class RunView:
 class MedagentMagics(Magics):
     @cell_magic
     def medagent(self, line: str, cell: str):
-        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.contracts.errors import MedagentError
         from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
         from jupyter_medagent.kernel import InProcessExecutor
         from jupyter_medagent.session import RunOptions, build_agent

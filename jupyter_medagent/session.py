@@ -19,7 +19,7 @@ from typing import Callable
 from jupyter_medagent.agent.protocols import Executor
 from jupyter_medagent.agent.skills import SKILL_LEVELS
 from jupyter_medagent.agent.tools import Approver
-from jupyter_medagent.errors import ConfigError, DataError
+from jupyter_medagent.contracts.errors import ConfigError, DataError
 from jupyter_medagent.isolation import ISOLATION_MODES, KernelIsolation, KernelLimits, sandbox_problem
 from jupyter_medagent.isolation.deid import deidentified_view
 from jupyter_medagent.isolation import kernelspec
@@ -123,9 +123,9 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     started or connected to.
     """
     from jupyter_medagent import backends  # looked up at call time, so tests can substitute make_backend
-    from jupyter_medagent.agent.budget import Budget
+    from jupyter_medagent.contracts.budget import Budget
     from jupyter_medagent.agent.loop import Agent
-    from jupyter_medagent.agent.task import Task
+    from jupyter_medagent.contracts.task import Task
     from jupyter_medagent.notebook import free_path
     from jupyter_medagent.safety import safety_for
     from jupyter_medagent.safety.redact import Redactor

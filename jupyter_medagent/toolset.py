@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 
@@ -227,7 +227,7 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
     and runs the notebook's cells in a sandboxed kernel, judges the results, repairs what fails and re-runs the
     notebook top to bottom. Answers the outcome, the headline numbers and the refined notebook's path
     (default: next to the data folder, named after it). Takes minutes when it trains a model."""
-    from jupyter_medagent.agent.headline import headline_text
+    from jupyter_medagent.contracts.headline import headline_text
     from jupyter_medagent.cli.run import execute
     from jupyter_medagent.session import RunOptions
 

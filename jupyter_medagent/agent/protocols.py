@@ -10,13 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
-# Cells report structured results through these MIME types in their display
-# data, so the loop reads findings and metrics without parsing printed text.
-FINDINGS_MIME = "application/vnd.medagent.findings+json"
-METRICS_MIME = "application/vnd.medagent.metrics+json"
-COMPUTE_MIME = "application/vnd.medagent.compute+json"  # the kernel's machine (plan.compute.ComputeFingerprint)
-PROGRESS_MIME = "application/vnd.medagent.progress+json"  # a long loop's progress (pipelines/progress.py)
-
 
 # --------------------------------------------------------------------------- executor
 @dataclass

@@ -10,13 +10,10 @@ import threading
 from importlib import resources
 from typing import Any, Callable, Generator
 
-from jupyter_medagent.agent.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
+from jupyter_medagent.contracts.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
                                            Verdict)
 from jupyter_medagent.agent.live import LiveOutputs
 from jupyter_medagent.agent.protocols import (
-    COMPUTE_MIME,
-    FINDINGS_MIME,
-    METRICS_MIME,
     ExecutionResult,
     Executor,
     Judge,
@@ -26,8 +23,9 @@ from jupyter_medagent.agent.protocols import (
     ToolCall,
 )
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
-from jupyter_medagent.agent.task import Task
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.mime import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.task import Task
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS
+from jupyter_medagent.contracts.metric_keys import EF_ANSWER_KEYS
 
 # Metric names a criterion reads, first found wins: the one vocabulary the recipes and the system prompt use.
 METRIC_NAMES = {

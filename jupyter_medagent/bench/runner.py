@@ -328,7 +328,7 @@ def run_ray(specs: list[RunSpec], address: str, record: Callable[[dict[str, Any]
     try:
         import ray
     except ImportError:
-        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.contracts.errors import MedagentError
 
         raise MedagentError("--ray needs Ray: pip install 'jupyter_medagent[ray]'") from None
     ray.init(address=address, logging_level="WARNING", log_to_driver=False)

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from jupyter_medagent.errors import DataError, MedagentError
+from jupyter_medagent.contracts.errors import DataError, MedagentError
 from jupyter_medagent.safety.policy import SAFETY_MODES
 
 DEMO_REQUEST = ("Segment the left ventricle, myocardium and right ventricle in these short-axis cine MRIs "
@@ -176,7 +176,7 @@ def run_command(args) -> int:
 
 
 def demo_command(args) -> int:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     out = Path(args.out)
     data = out / "data"

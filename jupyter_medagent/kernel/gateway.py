@@ -13,7 +13,7 @@ import inspect
 import uuid
 from typing import Any, Callable
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.kernel.client import KernelClientExecutor
 
 

@@ -1,4 +1,4 @@
-// The agent's events as the server sends them (jupyter_medagent/agent/events.py, plus `seq`).
+// The agent's events as the server sends them (jupyter_medagent/contracts/events.py, plus `seq`).
 export interface IAgentEvent {
   kind: string;
   seq: number;

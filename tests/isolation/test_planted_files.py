@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits
 from jupyter_medagent.kernel import KernelClientExecutor
 
