@@ -84,7 +84,7 @@ def default_notebook(shell) -> str:
 def kept_event(event: dict) -> dict:
     """An event as the finished timeline keeps it: rendered montages as thumbnails."""
     if event.get("kind") == "render" and event.get("png"):
-        from jupyter_medagent.backends.conversation import downsample
+        from jupyter_medagent.imaging.render import downsample
 
         small = downsample(base64.b64decode(event["png"]), THUMBNAIL_SIDE)
         return {**event, "png": base64.b64encode(small).decode("ascii")}

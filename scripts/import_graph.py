@@ -23,14 +23,15 @@ PACKAGE = "jupyter_medagent"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, known: set[str]) -> set[str]:
+def imported_modules(path: Path, known: set[str], root: Path = ROOT) -> set[str]:
     """The package's modules that ``path`` imports anywhere in its body."""
-    name = module_name(path)
+    name = module_name(path, root)
+    package = root.name
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -52,7 +53,7 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
-            if target.startswith(PACKAGE + ".") or target == PACKAGE:
+            if target.startswith(package + ".") or target == package:
                 found.add(target)
     found.discard(name)
     return found
@@ -60,23 +61,31 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
 
 def unit_of(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else PACKAGE
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
-def module_graph() -> dict[str, set[str]]:
-    files = sorted(p for p in ROOT.rglob("*.py") if "labextension" not in p.parts)
-    known = {module_name(p) for p in files}
-    return {module_name(p): imported_modules(p, known) for p in files}
+def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """{module: the package's modules it imports}, for every module under the package folder ``root``."""
+    files = sorted(p for p in root.rglob("*.py") if "labextension" not in p.parts)
+    known = {module_name(p, root) for p in files}
+    return {module_name(p, root): imported_modules(p, known, root) for p in files}
 
 
-def unit_graph(modules: dict[str, set[str]]) -> dict[str, set[str]]:
+def unit_graph(modules: dict[str, set[str]], moved: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """Edges between units; ``moved`` ({module: unit}) counts a module as part of another unit (a move that
+    another branch makes, not merged yet)."""
+    moved = moved or {}
+
+    def unit(module: str) -> str:
+        return moved.get(module) or unit_of(module)
+
     units: dict[str, set[str]] = defaultdict(set)
     for source, targets in modules.items():
-        units[unit_of(source)]
+        units[unit(source)]
         for target in targets:
             # The package's own __init__ is not a layer; skip edges into it.
-            if target != PACKAGE and unit_of(target) != unit_of(source):
-                units[unit_of(source)].add(unit_of(target))
+            if "." in target and unit(target) != unit(source):
+                units[unit(source)].add(unit(target))
     return dict(units)
 
 
@@ -121,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", action="store_true", help="module-level graph instead of sub-packages")
     parser.add_argument("--quiet", action="store_true", help="print only the cycles")
     parser.add_argument("--why", action="store_true", help="name the module edges behind each unit edge")
+    parser.add_argument("--moved", action="append", default=[], metavar="MODULE=UNIT",
+                        help="count MODULE as part of UNIT (a move made on another branch; repeatable)")
     args = parser.parse_args(argv)
+    moved = dict(item.split("=", 1) for item in args.moved)
     modules = module_graph()
-    graph = modules if args.modules else unit_graph(modules)
+    graph = modules if args.modules else unit_graph(modules, moved)
     if not args.quiet:
         for source in sorted(graph):
             print(f"{source} -> {', '.join(sorted(graph[source])) or '(nothing)'}")
             if args.why and not args.modules:
                 for module, targets in sorted(modules.items()):
                     if unit_of(module) == source:
-                        for target in sorted(t for t in targets if t != PACKAGE and unit_of(t) != source):
+                        for target in sorted(t for t in targets if "." in t and unit_of(t) != source):
                             print(f"    {module} -> {target}")
     found = cycles(graph)
     kind = "modules" if args.modules else "sub-packages"

@@ -32,7 +32,6 @@ from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
 from jupyter_medagent.safety.confine import confined_data_folder
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
-from jupyter_medagent.toolset import inspection_text
 
 ToolResult = Generator[Event, None, Observation]
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
@@ -73,6 +72,15 @@ def _medagent_machine():
 _medagent_machine()
 del _medagent_machine
 """
+
+
+def inspection_text(card, findings: list[dict[str, Any]], convention: str | None) -> str:
+    """The data card, the label convention and the quality findings as a model reads them, fenced: file names and
+    header fields are the data's words, not the user's."""
+    lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
+             "", f"Quality findings: {len(findings)}"]
+    lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
+    return quote_untrusted("\n".join(lines), "data card")
 
 
 def load_tool_schemas() -> list[dict[str, Any]]:

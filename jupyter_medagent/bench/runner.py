@@ -168,10 +168,9 @@ def make_task_data(specs: list[RunSpec], record: Callable[[dict[str, Any]], None
 
 # ---------------------------------------------------------------------------------------------- one run
 def run_one(spec: RunSpec) -> dict[str, Any]:
-    """Run the agent on the task's data (made by the driver) through the CLI's path, judge the result."""
+    """Run the agent on the task's data (made by the driver) through the CLI's path (session.run_session), judge the result."""
     from jupyter_medagent.bench.judging import judge_run
-    from jupyter_medagent.cli.run import execute
-    from jupyter_medagent.session import RunOptions, output_folder
+    from jupyter_medagent.session import RunOptions, output_folder, run_session
 
     started = time.monotonic()
     notebook = Path(spec.notebook)
@@ -182,7 +181,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     options = RunOptions(spec.request, spec.data_dir, notebook=spec.notebook, backend=spec.backend,
                          max_steps=spec.max_steps, max_cost=spec.max_cost, safety="enforce", isolation=spec.isolation,
                          skills=spec.skills)
-    summary, _ = execute(options, quiet=True)
+    summary, _ = run_session(options, quiet=True)
     solved, verdict = judge_run(summary, spec.truth, spec.criteria)
     return row_for(spec, solved, verdict, seconds=time.monotonic() - started, summary=summary)
 

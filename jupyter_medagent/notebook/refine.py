@@ -163,7 +163,7 @@ NOT_VERIFIED = ("**Not verified:** this notebook was not re-run top to bottom af
 
 def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet", reproduction=None) -> str:
     """``reproduction`` (notebook.reproduce.Reproduction): how the re-run's numbers compare with these."""
-    from jupyter_medagent.contracts.headline import headline, headline_text
+    from jupyter_medagent.notebook.headline import headline, headline_text
     from jupyter_medagent.pipelines.report import markdown_table
 
     lines = ["## Results", ""]

@@ -186,7 +186,7 @@ class RunManager:
     def start(self, spec: RunRequest) -> tuple[Run, bool]:
         """(the run, whether it is new). The same request again for a notebook whose run is still working
         (a double click on Start, a retried POST) gets that run back instead of a second one."""
-        from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
         from jupyter_medagent.isolation.kernelspec import is_sandbox_kernel
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunOptions, build_agent, refined_name
@@ -212,7 +212,7 @@ class RunManager:
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
-                return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
+                return new_kernel_executor(isolation, session_id=f"medagent-{run_id}")
         else:
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731

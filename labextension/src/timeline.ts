@@ -260,7 +260,7 @@ function formatNumber(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(3);
 }
 
-// The headline tables (jupyter_medagent/contracts/headline.py): titles, columns and rows already formatted.
+// The headline tables (jupyter_medagent/notebook/headline.py): titles, columns and rows already formatted.
 function headlineTables(tables: { title: string; columns: string[]; rows: string[][] }[]): HTMLElement[] {
   return tables.map(t =>
     h(

@@ -334,7 +334,7 @@ def test_an_interrupt_during_verification_kills_the_rerun_at_once(tmp_path, exec
 
 
 def test_the_headline_shows_what_a_model_backend_reports():
-    from jupyter_medagent.contracts.headline import headline
+    from jupyter_medagent.notebook.headline import headline
 
     tables = headline({"ef_percent": {"p2": 48.04, "p1": 61.0}, "volumes_ml": {"p1": {"LV": 120.0, 3: 80.25}}})
     ef, volumes = tables

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.wire import WireServer, openai_reply  # noqa: E402
 
 from jupyter_medagent.isolation import guard  # noqa: E402
+from jupyter_medagent.kernel import new_kernel_executor  # noqa: E402
 from jupyter_medagent.session import RunOptions, build_agent  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def _run(project_dir: Path, data: Path, cells: list[str]):
     server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
     options = RunOptions("Count the scans.", str(data), project_dir, "refined.ipynb",
                          f"openai:test-model@{server.url}/v1", safety="off")
-    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    agent = build_agent(options, new_kernel_executor)
     finished = None
     try:
         for event in agent.run():

@@ -139,7 +139,7 @@ def test_one_vocabulary_of_metric_keys():
     import re
     from pathlib import Path
 
-    from jupyter_medagent.contracts import headline
+    from jupyter_medagent.notebook import headline
     from jupyter_medagent.contracts.metric_keys import EF_ANSWER_KEYS, EF_KEYS, is_metric_key, metric_keys
     from jupyter_medagent.bench.judging import METRIC_NAMES
 
