@@ -147,14 +147,13 @@ def run_catalogue(entries: list[Entry], world, canary: Canary, *, isolation: str
     from jupyter_medagent.safety import safety_for
     from jupyter_medagent.session import plan_isolation
     from jupyter_medagent.isolation import KernelLimits
+    from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
 
     plan = plan_isolation("guard" if isolation == "user" else isolation, Path(world["@OUT@"]), world["@DATA@"],
                           KernelLimits.default())
     check, _ = safety_for("enforce" if gate else "off", output_dir=world["@OUT@"], cwd=world["@OUT@"],
                           data_dir=world["@DATA@"])
     if isolation == "user":  # a plain ipykernel, as the user's own: the guard is all there is
-        from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
-
         executor = KernelClientExecutor(cwd=world["@OUT@"], guard=plan.guard_policy())
         plan.mode = "user's own"
     else:

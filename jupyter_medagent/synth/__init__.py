@@ -4,3 +4,8 @@
 The tests, ``medagent synth``, ``medagent demo`` and the bench make their data here; the toolkit the
 generated notebooks import (``imaging/``) does not carry it.
 """
+
+from jupyter_medagent.synth.phantom2d import synth_itk, synth_medmnist, synth_nih, synth_seg2d, synth_xray
+from jupyter_medagent.synth.replicas import synth_cardiac
+
+__all__ = ["synth_cardiac", "synth_itk", "synth_medmnist", "synth_nih", "synth_seg2d", "synth_xray"]
