@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe

@@ -13,7 +13,8 @@ import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
+from collections.abc import Callable, Generator, Iterator
 
 from jupyter_medagent.contracts.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history

@@ -8,7 +8,8 @@ import json
 import queue
 import threading
 from importlib import resources
-from typing import Any, Callable, Generator
+from typing import Any
+from collections.abc import Callable, Generator
 
 from jupyter_medagent.contracts.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
                                            Verdict)
