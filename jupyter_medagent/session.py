@@ -195,7 +195,6 @@ USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wri
 def run_session(options: RunOptions, quiet: bool) -> tuple[dict, object]:
     """Run one agent session in a kernel of its own, its progress on stderr unless ``quiet``, as ``medagent run``,
     the bench and the MCP ``solve`` tool do; returns (summary, backend)."""
-
     started = time.monotonic()
     agent = build_agent(options, new_kernel_executor, approver=ask_on_console)
     backend, executor = agent.backend, agent.executor
