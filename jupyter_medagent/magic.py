@@ -32,9 +32,9 @@ from IPython.display import HTML, display
 from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
 from jupyter_medagent.contracts.options import add_arguments, from_arguments, usage
+from jupyter_medagent.contracts.mime import RUN_MIME
 
 COMM_TARGET = "jupyter_medagent.events"
-RUN_MIME = "application/vnd.medagent.run+json"
 THUMBNAIL_SIDE = 480  # pixels: what the timeline keeps of a rendered montage once the run is over
 LOG_EVERY_S = 1.0  # the plain-text log (front ends without the extension) is refreshed at most this often
 TRANSIENT = ("cell_output", "progress", "message_delta")  # live-only events, not kept in the finished timeline
@@ -75,7 +75,7 @@ def default_notebook(shell) -> str:
 def kept_event(event: dict) -> dict:
     """An event as the finished timeline keeps it: rendered montages as thumbnails."""
     if event.get("kind") == "render" and event.get("png"):
-        from jupyter_medagent.backends.conversation import downsample
+        from jupyter_medagent.imaging.render import downsample
 
         small = downsample(base64.b64decode(event["png"]), THUMBNAIL_SIDE)
         return {**event, "png": base64.b64encode(small).decode("ascii")}
@@ -150,7 +150,7 @@ class RunView:
 class MedagentMagics(Magics):
     @cell_magic
     def medagent(self, line: str, cell: str):
-        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.contracts.errors import MedagentError
         from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
         from jupyter_medagent.kernel import InProcessExecutor
         from jupyter_medagent.session import RunSetup, build_agent

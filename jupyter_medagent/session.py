@@ -12,17 +12,24 @@ of every kernel the run starts.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
 
+from jupyter_medagent.agent.approval import ask_on_console
+from jupyter_medagent.agent.narrate import describe
 from jupyter_medagent.agent.protocols import Executor
 from jupyter_medagent.agent.tools import Approver
+from jupyter_medagent.contracts.errors import ConfigError, DataError
 from jupyter_medagent.contracts.options import ISOLATION_MODES, RunOptions
-from jupyter_medagent.errors import ConfigError, DataError
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits, sandbox_problem
 from jupyter_medagent.isolation.deid import deidentified_view
 from jupyter_medagent.isolation import kernelspec
+from jupyter_medagent.kernel import new_kernel_executor
 
 
 @dataclass
@@ -113,16 +120,16 @@ def build_agent(setup: RunSetup, make_executor: Callable[[KernelIsolation], Exec
     ``user_kernel_sandboxed``: that kernel is the "Python 3 (medagent sandbox)" kernel.
 
     A model backend's cells never run in a user's kernel outside the sandbox: they run in a kernel of
-    the run's own, ``isolation.new_kernel_executor()`` (and not in the sandbox kernel when the data holds
+    the run's own, ``new_kernel_executor(isolation)`` (and not in the sandbox kernel when the data holds
     DICOM files, which only the sandboxes medagent starts show de-identified). Where that kernel cannot be
     sandboxed either, every model-written cell waits for the user's approval, whatever ``safety`` says.
     Raises MedagentError subclasses (unknown backend, missing key, missing folder) before any kernel is
     started or connected to.
     """
     from jupyter_medagent import backends  # looked up at call time, so tests can substitute make_backend
-    from jupyter_medagent.agent.budget import Budget
+    from jupyter_medagent.contracts.budget import Budget
     from jupyter_medagent.agent.loop import Agent
-    from jupyter_medagent.agent.task import Task
+    from jupyter_medagent.contracts.task import Task
     from jupyter_medagent.notebook import free_path
     from jupyter_medagent.safety import safety_for
     from jupyter_medagent.safety.redact import Redactor
@@ -167,10 +174,75 @@ def build_agent(setup: RunSetup, make_executor: Callable[[KernelIsolation], Exec
     made_output_dir = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.for_run(data)
-    executor = make_executor(isolation) if in_user_kernel or not user_kernel else isolation.new_kernel_executor()
+    executor = make_executor(isolation) if in_user_kernel or not user_kernel else new_kernel_executor(isolation)
     return Agent(task, backend, executor, judges=judges,
                  budget=Budget(max_steps=options.max_steps, max_cost_usd=options.max_cost),
                  approver=approve, safety=gate, notebook_path=notebook, reexecute=reexecute,
                  isolation=isolation, redactor=redactor, cell_timeout=options.cell_timeout,
                  on_kernel_death=options.on_kernel_death, notices=notices, skills=options.skills, on_live=on_live,
                  owns_output_dir=made_output_dir)
+
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
+
+
+def run_session(setup: RunSetup, quiet: bool) -> tuple[dict, object]:
+    """Run one agent session in a kernel of its own, its progress on stderr unless ``quiet``, as ``medagent run``,
+    the bench and the MCP ``solve`` tool do; returns (summary, backend)."""
+    started = time.monotonic()
+    agent = build_agent(setup, new_kernel_executor, approver=ask_on_console)
+    backend, executor = agent.backend, agent.executor
+    finished = None
+
+    def on_sigint(signum, frame):
+        """The first Ctrl-C stops the run cleanly (the notebook is kept, marked stopped); a second one quits."""
+        if agent.stopped:
+            raise KeyboardInterrupt
+        print("medagent: stopping (Ctrl-C again to quit at once)...", file=sys.stderr, flush=True)
+        agent.stop()
+
+    calls = []  # tokens of each model call (judges' included), in order: how the context grows step by step
+    # Only a main thread may handle signals (a Ray task or a thread pool may run this elsewhere).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    try:
+        for event in agent.run():
+            line = describe(event)
+            if line and not quiet:
+                show_progress(event, line) if event.kind == "progress" else print(line, file=sys.stderr, flush=True)
+            if event.kind == "usage":
+                calls.append({k: getattr(event, k) for k in USAGE_FIELDS})
+            finished = event if event.kind == "finished" else finished
+    except KeyboardInterrupt:
+        for event in agent.abandon("interrupted twice by the user"):
+            finished = event
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+        executor.close()
+    seconds = time.monotonic() - started
+    metrics = dict(finished.metrics)
+    training = float(metrics.get("training_seconds", 0.0))
+    summary = {
+        "status": finished.status, "reason": finished.reason, "summary": finished.summary,
+        "steps": agent.turns, "tool_calls": len(agent.history), "seconds": round(seconds, 1),
+        "time_split": {"training_seconds": round(training, 1), "other_seconds": round(seconds - training, 1),
+                       "note": "training_seconds counts the agent's own training run; re-execution retrains"},
+        "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok, "verified": finished.verified,
+        "headline": finished.headline,
+        "backend": backend.name, "model": backend.model, "metrics": metrics,
+        "tokens": agent.tokens, "cost_usd": round(agent.cost_usd, 6),
+        "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
+        "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
+        "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
+        "repairs": list(getattr(backend, "repairs", [])),
+    }
+    return summary, backend
+
+
+def show_progress(event, line: str) -> None:
+    """A progress line rewritten in place on a terminal; in a log, only where the work ends."""
+    if sys.stderr.isatty():
+        print("\r" + line, end="\n" if event.done >= event.total else "", file=sys.stderr, flush=True)
+    elif event.done >= event.total:
+        print(line, file=sys.stderr, flush=True)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from jupyter_medagent.contracts.options import add_arguments, from_arguments
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 
 DEMO_REQUEST = ("Segment the left ventricle, myocardium and right ventricle in these short-axis cine MRIs "
                 "and report the ejection fraction per patient.")
 DEMO_ACCEPTANCE = ["dice_mean>=0.90", "ef_abs_error<=3.0"]  # unless --accept says otherwise
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
 
 
 def register(subparsers) -> None:
@@ -34,71 +31,6 @@ def register(subparsers) -> None:
     demo.set_defaults(handler=demo_command)
 
 
-def execute(setup, quiet: bool) -> tuple[dict, object]:
-    """Run one agent session (``session.RunSetup``) in a kernel of its own; returns (summary, backend)."""
-    from jupyter_medagent.agent.approval import ask_on_console
-    from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.session import build_agent
-
-    started = time.monotonic()
-    agent = build_agent(setup, lambda isolation: isolation.new_kernel_executor(), approver=ask_on_console)
-    backend, executor = agent.backend, agent.executor
-    finished = None
-
-    def on_sigint(signum, frame):
-        """The first Ctrl-C stops the run cleanly (the notebook is kept, marked stopped); a second one quits."""
-        if agent.stopped:
-            raise KeyboardInterrupt
-        print("medagent: stopping (Ctrl-C again to quit at once)...", file=sys.stderr, flush=True)
-        agent.stop()
-
-    calls = []  # tokens of each model call (judges' included), in order: how the context grows step by step
-    # Only a main thread may handle signals (a Ray task or a thread pool may run this elsewhere).
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
-    try:
-        for event in agent.run():
-            line = describe(event)
-            if line and not quiet:
-                show_progress(event, line) if event.kind == "progress" else print(line, file=sys.stderr, flush=True)
-            if event.kind == "usage":
-                calls.append({k: getattr(event, k) for k in USAGE_FIELDS})
-            finished = event if event.kind == "finished" else finished
-    except KeyboardInterrupt:
-        for event in agent.abandon("interrupted twice by the user"):
-            finished = event
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-        executor.close()
-    seconds = time.monotonic() - started
-    metrics = dict(finished.metrics)
-    training = float(metrics.get("training_seconds", 0.0))
-    summary = {
-        "status": finished.status, "reason": finished.reason, "summary": finished.summary,
-        "steps": agent.turns, "tool_calls": len(agent.history), "seconds": round(seconds, 1),
-        "time_split": {"training_seconds": round(training, 1), "other_seconds": round(seconds - training, 1),
-                       "note": "training_seconds counts the agent's own training run; re-execution retrains"},
-        "notebook": finished.notebook, "reexecuted_ok": finished.reexecuted_ok, "verified": finished.verified,
-        "headline": finished.headline,
-        "backend": backend.name, "model": backend.model, "metrics": metrics,
-        "tokens": agent.tokens, "cost_usd": round(agent.cost_usd, 6),
-        "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
-        "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
-        "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
-        "repairs": list(getattr(backend, "repairs", [])),
-    }
-    return summary, backend
-
-
-def show_progress(event, line: str) -> None:
-    """A progress line rewritten in place on a terminal; in a log, only where the work ends."""
-    if sys.stderr.isatty():
-        print("\r" + line, end="\n" if event.done >= event.total else "", file=sys.stderr, flush=True)
-    elif event.done >= event.total:
-        print(line, file=sys.stderr, flush=True)
-
-
 def setup_from(args, request: str, data, notebook, **defaults):
     """The run the parsed command line asks for; ``defaults`` stand where the user gave no value."""
     from jupyter_medagent.session import RunSetup
@@ -113,13 +45,16 @@ def exit_code(status: str) -> int:
 
 
 def run_command(args) -> int:
-    summary, _ = execute(setup_from(args, args.request, args.data, args.out), quiet=False)
+    from jupyter_medagent.session import run_session
+
+    summary, _ = run_session(setup_from(args, args.request, args.data, args.out), quiet=False)
     _report(summary, args.json)
     return exit_code(summary["status"])
 
 
 def demo_command(args) -> int:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.session import run_session
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     out = Path(args.out)
     data = out / "data"
@@ -129,8 +64,8 @@ def demo_command(args) -> int:
     manifest = synth_cardiac(data, cases=args.cases, seed=0, pitfalls="all")
     print(f"Synthesised {len(manifest['cases'])} cine volumes from {args.cases} patients in {data}, "
           f"with {sum(len(c['pitfalls']) for c in manifest['cases'])} planted pitfalls.", file=sys.stderr)
-    summary, backend = execute(setup_from(args, DEMO_REQUEST, data, out / "cardiac_demo.ipynb", accept=DEMO_ACCEPTANCE),
-                               quiet=False)
+    summary, backend = run_session(setup_from(args, DEMO_REQUEST, data, out / "cardiac_demo.ipynb",
+                                              accept=DEMO_ACCEPTANCE), quiet=False)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["demo"] = demo_checks(manifest, summary, backend)
     _report(summary, args.json)

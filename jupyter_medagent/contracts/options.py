@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 SAFETY_MODES = ("enforce", "approve", "off")
 ISOLATION_MODES = ("auto", "sandbox", "guard", "off")

@@ -23,7 +23,7 @@ from jupyterlab_chat.models import Message
 
 from jupyter_medagent.agent.narrate import describe
 from jupyter_medagent.contracts.options import RunOptions, add_arguments, from_arguments, usage
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 FINDINGS_SHOWN = 8  # per verdict in the chat; the notebook has them all
 PROGRESS_EVERY_S = 20.0  # a training's progress line in the chat at most this often (and when it ends)

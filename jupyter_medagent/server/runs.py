@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from jupyter_medagent.contracts.options import RunOptions, to_json
 from jupyter_medagent.contracts.options import fields as option_fields, from_json as options_from_json
-from jupyter_medagent.errors import ConfigError, MedagentError
+from jupyter_medagent.contracts.errors import ConfigError, MedagentError
 
 MODES = ("auto", "approve")
 REQUEST_FIELDS = {"request", "data_dir", "kernel_id", "notebook_path", "mode", "isolated"}  # besides RunOptions'
@@ -178,7 +178,7 @@ class RunManager:
     def start(self, spec: RunRequest) -> tuple[Run, bool]:
         """(the run, whether it is new). The same request again for a notebook whose run is still working
         (a double click on Start, a retried POST) gets that run back instead of a second one."""
-        from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
         from jupyter_medagent.isolation.kernelspec import is_sandbox_kernel
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunSetup, build_agent, refined_name
@@ -202,7 +202,7 @@ class RunManager:
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
-                return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
+                return new_kernel_executor(isolation, session_id=f"medagent-{run_id}")
         else:
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731

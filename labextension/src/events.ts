@@ -1,4 +1,4 @@
-// The agent's events as the server and the magic's comm send them: types generated from jupyter_medagent/agent/events.py.
+// The agent's events as the server and the magic's comm send them: types generated from jupyter_medagent/contracts/events.py.
 import { AgentEvent } from './events.generated';
 
 export * from './events.generated';

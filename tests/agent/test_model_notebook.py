@@ -17,6 +17,7 @@ from backends.wire import WireServer, openai_reply  # noqa: E402
 from jupyter_medagent.isolation import guard  # noqa: E402
 from jupyter_medagent.contracts.options import RunOptions  # noqa: E402
 from jupyter_medagent.session import RunSetup, build_agent  # noqa: E402
+from jupyter_medagent.kernel import new_kernel_executor  # noqa: E402
 
 
 @pytest.fixture()
@@ -36,7 +37,7 @@ def _run(project_dir: Path, data: Path, cells: list[str]):
     server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
     setup = RunSetup("Count the scans.", str(data), project_dir, "refined.ipynb",
                      RunOptions(backend=f"openai:test-model@{server.url}/v1", safety="off"))
-    agent = build_agent(setup, lambda isolation: isolation.new_kernel_executor())
+    agent = build_agent(setup, new_kernel_executor)
     finished = None
     try:
         for event in agent.run():

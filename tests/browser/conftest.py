@@ -57,7 +57,7 @@ def jp_server_cleanup():
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, chromium_path):
     """A JupyterLab server on a free port, its root holding a small phantom and a notebook."""
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     root = tmp_path_factory.mktemp("lab")
     synth_cardiac(root / "data", cases=4, seed=1, pitfalls=["orientation_flip"])

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from jupyter_medagent.contracts.options import RunOptions, fields
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 GATEWAY = "http://127.0.0.1:9/gateway"
 # A value other than the default for every option, and the same values as a user types them on a command line.
