@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from jupyter_medagent.agent.protocols import Executor
+from jupyter_medagent.contracts.protocols import Executor
 from jupyter_medagent.agent.skills import SKILL_LEVELS
 from jupyter_medagent.agent.tools import Approver
 from jupyter_medagent.errors import ConfigError, DataError

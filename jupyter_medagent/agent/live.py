@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from jupyter_medagent.agent.events import CellOutput, Event, Progress
-from jupyter_medagent.agent.protocols import PROGRESS_MIME
+from jupyter_medagent.contracts.protocols import PROGRESS_MIME
 
 SNAPSHOT_EVERY_S = 0.5  # enough to look live, few enough that a chatty cell does not flood the event log
 

@@ -19,7 +19,7 @@ from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
 from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Progress, Repair, Results, Usage
 from jupyter_medagent.agent.headline import headline
-from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
+from jupyter_medagent.contracts.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
                                               TokenUsage, ToolCall)
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
 from jupyter_medagent.agent.task import Task

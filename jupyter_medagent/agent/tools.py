@@ -13,7 +13,7 @@ from typing import Any, Callable, Generator
 from jupyter_medagent.agent.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
                                            Verdict)
 from jupyter_medagent.agent.live import LiveOutputs
-from jupyter_medagent.agent.protocols import (
+from jupyter_medagent.contracts.protocols import (
     COMPUTE_MIME,
     FINDINGS_MIME,
     METRICS_MIME,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.agent.protocols import FINDINGS_MIME
+from jupyter_medagent.contracts.protocols import FINDINGS_MIME
 from jupyter_medagent.errors import DataError
 from jupyter_medagent.imaging.conventions import CONVENTIONS
 from jupyter_medagent.imaging.volume import Volume

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from jupyter_medagent.agent.headline import EF_SOURCES, _number
-from jupyter_medagent.agent.protocols import METRICS_MIME
+from jupyter_medagent.contracts.protocols import METRICS_MIME
 
 # kind -> (absolute tolerance, relative tolerance, how it is written); a value matches within the larger of both.
 TOLERANCES = {

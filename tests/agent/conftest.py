@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_medagent.agent.protocols import ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.kernel import KernelClientExecutor
 
 

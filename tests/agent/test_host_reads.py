@@ -30,7 +30,7 @@ def project(tmp_path):
 
 class _NoKernel:
     def execute(self, code, timeout=None, on_output=None):
-        from jupyter_medagent.agent.protocols import ExecutionResult
+        from jupyter_medagent.contracts.protocols import ExecutionResult
 
         return ExecutionResult([], None, 0.0)
 

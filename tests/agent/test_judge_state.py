@@ -4,7 +4,7 @@ same scope clears what it no longer finds, and "nothing to judge" names what rea
 from __future__ import annotations
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.protocols import FINDINGS_MIME, METRICS_MIME
 from jupyter_medagent.agent.task import Task
 
 from .conftest import ScriptedBackend, call

@@ -7,7 +7,7 @@ import pytest
 
 from jupyter_medagent.agent.budget import Budget
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME, ModelTurn, ToolCall
+from jupyter_medagent.contracts.protocols import FINDINGS_MIME, METRICS_MIME, ModelTurn, ToolCall
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.notebook.refine import is_guard_cell
 

@@ -10,7 +10,7 @@ import pytest
 
 from jupyter_medagent import imaging
 from jupyter_medagent.agent.loop import Agent, load_system_prompt
-from jupyter_medagent.agent.protocols import ToolCall
+from jupyter_medagent.contracts.protocols import ToolCall
 from jupyter_medagent.agent.skills import toolkit_reference
 from jupyter_medagent.agent.task import Task
 from jupyter_medagent.bench.data import make_data

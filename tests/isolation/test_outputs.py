@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jupyter_client.session import Session
 
-from jupyter_medagent.agent.protocols import METRICS_MIME
+from jupyter_medagent.contracts.protocols import METRICS_MIME
 from jupyter_medagent.isolation.outputs import Rewriter
 
 KEY = b"0123456789abcdef"

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyter_medagent.agent.protocols import ModelTurn, ToolCall
+from jupyter_medagent.contracts.protocols import ModelTurn, ToolCall
 from jupyter_medagent.notebook.refine import is_guard_cell
 
 

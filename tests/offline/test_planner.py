@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jupyter_medagent.agent.protocols import AgentView, Observation
+from jupyter_medagent.contracts.protocols import AgentView, Observation
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.offline.planner import Planner, match_rule
 from jupyter_medagent.errors import ConfigError
@@ -459,7 +459,7 @@ def test_repairs_reach_the_event_stream(tmp_path):
             self.calls = 0
 
         def execute(self, code, timeout=None, on_output=None):
-            from jupyter_medagent.agent.protocols import ExecutionResult
+            from jupyter_medagent.contracts.protocols import ExecutionResult
 
             self.calls += 1
             if "model = UNet" in code and self.calls < 20:

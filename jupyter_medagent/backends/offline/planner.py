@@ -17,7 +17,7 @@ import re
 from importlib import resources
 from typing import Any, Generator
 
-from jupyter_medagent.agent.protocols import AgentView, ModelTurn, Observation, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, ModelTurn, Observation, ToolCall
 from jupyter_medagent.plan import ComputeFingerprint, Plan, PlanFailed, Preferences, Step, make_plan, parse_request
 from jupyter_medagent.plan.recipes import recipe_named
 
