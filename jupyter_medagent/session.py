@@ -141,7 +141,7 @@ def build_agent(options: RunOptions, make_executor: Callable[[KernelIsolation], 
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
     isolation = plan_isolation(options.isolation, output_dir, data, options.limits, options.kernel_gateway)
-    model_cells = getattr(backend, "name", "offline") != "offline"
+    model_cells = backend.model_written
     in_user_kernel = user_kernel and (user_kernel_sandboxed or not model_cells)
     if model_cells and in_user_kernel and data and deidentified_view(data):
         raise ConfigError(f"{data} holds DICOM files, which the \"Python 3 (medagent sandbox)\" kernel shows as they "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from jupyter_medagent.contracts.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress, turn_groups
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.errors import BackendError
@@ -18,7 +18,7 @@ from jupyter_medagent.errors import BackendError
 CACHE = {"type": "ephemeral"}
 
 
-class AnthropicBackend:
+class AnthropicBackend(BackendBase):
     name = "anthropic"
     streams = True
 

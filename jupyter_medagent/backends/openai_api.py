@@ -11,7 +11,7 @@ import base64
 import json
 from typing import Any, Callable
 
-from jupyter_medagent.contracts.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,
                                                     parse_text_tool_call, progress, text_protocol, turn_groups)
 from jupyter_medagent.backends.pricing import PriceTable
@@ -20,7 +20,7 @@ from jupyter_medagent.errors import BackendError
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     name = "openai"
     streams = False
 

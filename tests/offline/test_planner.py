@@ -451,8 +451,9 @@ def test_repairs_reach_the_event_stream(tmp_path):
     from jupyter_medagent.agent.loop import Agent
     from jupyter_medagent.agent.task import Task
     from jupyter_medagent.backends.offline import OfflineBackend
+    from jupyter_medagent.contracts.protocols import ExecutorBase
 
-    class OneError:
+    class OneError(ExecutorBase):
         """An executor whose training runs out of memory, like a too-large batch would."""
 
         def __init__(self):
