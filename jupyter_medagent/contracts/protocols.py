@@ -191,9 +191,9 @@ def require(implementation: object, protocol: type) -> None:
                                             if callable(value) and not name.startswith("_"))}
     missing = sorted(name for name in declared if not hasattr(implementation, name))
     if missing:
-        raise TypeError(f"{type(implementation).__name__} is not a {protocol.__name__}: it lacks {', '.join(missing)} "
-                        f"(declared in jupyter_medagent/contracts/protocols.py; inherit {protocol.__name__}Base "
-                        "for the optional ones' defaults)")
+        raise TypeError(f"{type(implementation).__name__} does not satisfy {protocol.__name__}: it lacks "
+                        f"{', '.join(missing)} (declared in jupyter_medagent/contracts/protocols.py; inherit "
+                        f"{protocol.__name__}Base for the optional ones' defaults)")
 
 
 # --------------------------------------------------------------------------- judge
