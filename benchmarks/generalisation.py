@@ -36,7 +36,10 @@ def spheres_baseline(data: Path, test_cases: set[str], seconds: float) -> float:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     ids = sorted(p.name[:-len("_0000.nii.gz")] for p in (data / "imagesTr").iterdir())
-    load = lambda i: (load_volume(data / "imagesTr" / f"{i}_0000.nii.gz").array, load_volume(data / "labelsTr" / f"{i}.nii.gz").array)  # noqa: E731
+
+    def load(i):
+        return load_volume(data / "imagesTr" / f"{i}_0000.nii.gz").array, load_volume(data / "labelsTr" / f"{i}.nii.gz").array
+
     train = [load(i) for i in ids if i not in test_cases]
     model = UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2),
                  num_res_units=2)

@@ -13,7 +13,8 @@ import contextvars
 import functools
 import inspect
 import json
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import anyio
 from mcp.types import ContentBlock, ImageContent, TextContent

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from jupyter_medagent.contracts.protocols import Executor
 from jupyter_medagent.agent.skills import SKILL_LEVELS

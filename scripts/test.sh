@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The full test suite, as CI runs it: the sidebar's Jest tests, then pytest (server, browser and all).
+# The full test suite, as CI runs it: lint (ruff, eslint, prettier, stylelint), the sidebar's Jest tests, then pytest
+# (server, browser and all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # jlpm comes with JupyterLab
-(cd labextension && jlpm install > /dev/null && jlpm test --silent)
+ruff check .
+# Formatting and import order are checked once the whole tree has been through `ruff format` (switch to on then).
+if [ "${RUFF_FORMAT_CHECK:-off}" = on ]; then ruff check --select I . && ruff format --check .; fi
+(cd labextension && jlpm install > /dev/null && jlpm lint:check && jlpm test --silent)
 .venv/bin/python -m pytest -q

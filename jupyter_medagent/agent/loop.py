@@ -10,7 +10,7 @@ import threading
 from contextlib import suppress
 import time
 from pathlib import Path
-from typing import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from jupyter_medagent.agent.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history

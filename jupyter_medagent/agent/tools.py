@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 from importlib import resources
-from typing import Any, Callable, Generator
+from typing import Any
+from collections.abc import Callable, Generator
 
 from jupyter_medagent.agent.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Message,
                                            Render, Verdict)

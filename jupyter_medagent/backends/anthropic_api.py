@@ -8,7 +8,8 @@ against a worst case, so a run never spends past it.
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress, turn_groups

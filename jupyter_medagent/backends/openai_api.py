@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,

@@ -20,7 +20,7 @@ class PriceTable:
         self.prices = prices
 
     @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None) -> "PriceTable":
+    def load(cls, overrides: dict[str, Any] | None = None) -> PriceTable:
         """Shipped prices, then MEDAGENT_PRICES (a JSON file), then the config file's [prices] tables."""
         prices = json.loads(resources.files("jupyter_medagent.backends").joinpath("prices.json").read_text())
         prices.pop("_comment", None)

@@ -13,7 +13,8 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS
 

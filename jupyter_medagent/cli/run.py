@@ -88,7 +88,6 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
     """Run one agent session (``RunOptions``) in a kernel of its own; returns (summary, backend)."""
     from jupyter_medagent.agent.approval import ask_on_console
     from jupyter_medagent.agent.narrate import describe
-    from jupyter_medagent.kernel import KernelClientExecutor
     from jupyter_medagent.session import build_agent
 
     started = time.monotonic()
@@ -137,7 +136,7 @@ def execute(options, quiet: bool) -> tuple[dict, object]:
         "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
         "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
         "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
-        "repairs": list(getattr(backend, "repairs", [])),
+        "repairs": list(backend.repairs),
     }
     return summary, backend
 
@@ -199,12 +198,13 @@ def demo_checks(manifest: dict, summary: dict, backend) -> dict:
     predicted = summary["metrics"].get("ef_predicted", {})
     errors = {p: abs(ef - manifest["patients"][p]["lv_ef_percent"]) for p, ef in predicted.items() if p in manifest["patients"]}
     planted = {(c["case"], p["kind"]) for c in manifest["cases"] for p in c["pitfalls"]}
-    handled = {(f["case"], f["finding"]) for f in getattr(backend, "fixes", [])}
+    handled = {(f["case"], f["finding"]) for f in backend.fixes}
     return {
         "ef_abs_error_vs_truth": round(sum(errors.values()) / len(errors), 2) if errors else None,
         "pitfalls_planted": len(planted),
         "pitfalls_handled": len(planted & handled),
         "pitfalls_missed": sorted(f"{c}:{k}" for c, k in planted - handled),
+        "patients": len(manifest["patients"]),
     }
 
 
@@ -221,5 +221,6 @@ def _report(summary: dict, as_json: bool) -> None:
     if "demo" in summary:
         demo = summary["demo"]
         print(f"Against the phantom's truth: EF error {demo['ef_abs_error_vs_truth']} points; pitfalls handled "
-              f"{demo['pitfalls_handled']}/{demo['pitfalls_planted']}")
+              f"{demo['pitfalls_handled']}/{demo['pitfalls_planted']}; clinical measures for "
+              f"{summary['metrics'].get('patients_reported', 0)} of {demo['patients']} patients")
     print(f"Notebook: {summary['notebook']} (verified by re-running it: {summary['verified']})")

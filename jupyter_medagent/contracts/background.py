@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import TYPE_CHECKING, Callable, Generator, Iterable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Generator, Iterable
 
 if TYPE_CHECKING:
     from jupyter_medagent.agent.events import Event

@@ -8,7 +8,8 @@ are the in-process and kernel-client executors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from jupyter_medagent.errors import KernelDied
 

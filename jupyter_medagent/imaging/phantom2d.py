@@ -221,7 +221,7 @@ def synth_itk(out, *, cases: int = 8, size: int = 48, seed: int = 0, style: str 
         image, label = create_test_image_3d(size, size, size // 2, num_seg_classes=1, channel_dim=None, random_state=rs,
                                             rad_max=size // 5, rad_min=max(2, size // 10))
         written = []
-        for array, kind in ((image.astype(np.float32) * 1000, "image"), (label.astype(np.uint8), "label")):
+        for array in (image.astype(np.float32) * 1000, label.astype(np.uint8)):
             itk = sitk.GetImageFromArray(np.transpose(array, (2, 1, 0)))  # x, y, z -> ITK's z, y, x
             itk.SetSpacing((0.8, 0.8, 2.5))
             itk.SetOrigin((-20.0 + i, 10.0, 5.0 * i))

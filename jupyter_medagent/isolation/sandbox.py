@@ -17,7 +17,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -54,7 +53,7 @@ class KernelLimits:
     cpu_seconds: int | None = None  # processor time of the kernel process (RLIMIT_CPU)
 
     @classmethod
-    def default(cls) -> "KernelLimits":
+    def default(cls) -> KernelLimits:
         total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
         return cls(memory_mb=int(total_mb * 0.8), cpu_seconds=4 * 3600)
 

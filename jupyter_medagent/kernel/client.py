@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from queue import Empty
-from typing import Callable
+from collections.abc import Callable
 
 import nbformat
 from jupyter_client import BlockingKernelClient, KernelManager

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.errors import MedagentError
 from jupyter_medagent.kernel.client import KernelClientExecutor

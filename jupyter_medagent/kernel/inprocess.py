@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Callable
+from collections.abc import Callable
 
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from jupyter_ai_persona_manager import BasePersona, PersonaDefaults

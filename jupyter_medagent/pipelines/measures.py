@@ -5,7 +5,7 @@ are known (ACDC's Info.cfg)."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

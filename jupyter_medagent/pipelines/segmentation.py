@@ -7,7 +7,7 @@ bookkeeping around them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

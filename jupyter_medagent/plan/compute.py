@@ -49,7 +49,7 @@ class ComputeFingerprint:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ComputeFingerprint":
+    def from_dict(cls, data: dict) -> ComputeFingerprint:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 

@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 from urllib.parse import quote, quote_plus
-from typing import Iterable
+from collections.abc import Iterable
 
 import nbformat
 
@@ -86,7 +86,7 @@ class Redactor:
         self._encode_secrets()
 
     @classmethod
-    def for_run(cls, data_dir: str | None) -> "Redactor":
+    def for_run(cls, data_dir: str | None) -> Redactor:
         """Secrets from this process's environment and from the Jupyter connection files it can see,
         identifiers from the data folder's DICOM headers and patient-like folder names."""
         redactor = cls(environment_secrets() + connection_secrets())

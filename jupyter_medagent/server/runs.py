@@ -19,7 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_medagent.errors import MedagentError
 
@@ -51,7 +52,7 @@ class RunRequest:
     verify: bool = True  # re-run the refined notebook at the end; False: it is marked "not verified"
 
     @classmethod
-    def from_json(cls, body: Any) -> "RunRequest":
+    def from_json(cls, body: Any) -> RunRequest:
         if not isinstance(body, dict):
             raise RunError(400, "the body must be a JSON object")
         isolated, verify = body.get("isolated", False), body.get("verify", True)
@@ -267,7 +268,7 @@ class RunManager:
                 changed.clear()  # checked and cleared on the loop's thread: no wake-up is lost in between
                 try:
                     await asyncio.wait_for(changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return
         finally:
             self._waiters.discard(changed)

@@ -1,6 +1,6 @@
 // Approve-each-cell: shows the agent's code (editable) and the safety gate's concerns; Run / Edit / Skip / Stop.
 import { h } from './dom';
-import { Decision, IAgentEvent } from './events';
+import { Decision, IApprovalRequestEvent } from './events';
 
 export type Decide = (cellId: string, decision: Decision, source?: string) => Promise<void>;
 
@@ -36,7 +36,7 @@ export class ApprovalPanel {
     return this.cellId;
   }
 
-  show(event: IAgentEvent): void {
+  show(event: IApprovalRequestEvent): void {
     this.cellId = event.cell_id;
     this.original = event.source;
     this.code.value = event.source;

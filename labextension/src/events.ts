@@ -1,12 +1,10 @@
-// The agent's events as the server sends them (jupyter_medagent/agent/events.py, plus `seq`).
-export interface IAgentEvent {
-  kind: string;
-  seq: number;
-  [key: string]: any;
-}
+// The agent's events as the server and the magic's comm send them: types generated from jupyter_medagent/agent/events.py.
+import { AgentEvent } from './events.generated';
+
+export * from './events.generated';
 
 export interface IEventsReply {
-  events: IAgentEvent[];
+  events: AgentEvent[];
   next: number;
   done: boolean;
   status: string;

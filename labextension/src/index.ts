@@ -77,6 +77,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer?.add(sidebar, sidebar.id);
     app.commands.addCommand(OPEN_COMMAND, {
       label: 'Open MedAgent',
+      describedBy: { args: { type: 'object', properties: {} } },
       execute: () => app.shell.activateById(sidebar.id)
     });
     palette?.addItem({ command: OPEN_COMMAND, category: 'MedAgent' });

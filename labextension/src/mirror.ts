@@ -5,6 +5,8 @@
 import { Cell, ICodeCellModel } from '@jupyterlab/cells';
 import { Notebook } from '@jupyterlab/notebook';
 
+import { AgentEvent } from './events';
+
 export const AGENT_CELL_CLASS = 'jp-MedAgent-agentCell';
 export const SKIPPED_CELL_CLASS = 'jp-MedAgent-skippedCell';
 export const EDITED_CELL_CLASS = 'jp-MedAgent-editedCell';
@@ -51,7 +53,7 @@ export class NotebookMirror {
     private anchor: () => number = () => -1
   ) {}
 
-  apply(event: { kind: string; [key: string]: any }): void {
+  apply(event: AgentEvent): void {
     if (event.kind === 'cell_written' && !event.by_user) {
       this.flush();
       this.pending = { cellId: event.cell_id, source: event.source };
@@ -183,7 +185,9 @@ export class NotebookMirror {
     const model = cell.model as ICodeCellModel;
     model.outputs.clear();
     for (const output of outputs) {
-      model.outputs.add(output.output_type === 'error' && output.ename === 'KeyboardInterrupt' ? STOPPED_OUTPUT : output);
+      model.outputs.add(
+        output.output_type === 'error' && output.ename === 'KeyboardInterrupt' ? STOPPED_OUTPUT : output
+      );
     }
     // The prompt number the kernel gave, when an output carries it (execute_result does).
     const counted = outputs.find(o => typeof o.execution_count === 'number');

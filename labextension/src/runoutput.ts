@@ -4,7 +4,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
-import { IAgentEvent } from './events';
+import { AgentEvent } from './events';
 import { RunHub } from './runs';
 import { Timeline } from './timeline';
 
@@ -14,7 +14,7 @@ interface IRunData {
   run_id: string;
   done: boolean;
   notebook?: string | null; // where the refined notebook will be written
-  events?: IAgentEvent[];
+  events?: AgentEvent[];
 }
 
 // How long a live run's first event may take to arrive on the comm before the page takes it for a run it
@@ -69,7 +69,9 @@ export class RunOutput extends Widget implements IRenderMime.IRenderer {
       if (this.isDisposed || this.runId !== runId || this.hub.channel(runId).followed) {
         return;
       }
-      const where = data.notebook ? `its refined notebook will be written to ${data.notebook}` : 'its refined notebook will be written next to this notebook';
+      const where = data.notebook
+        ? `its refined notebook will be written to ${data.notebook}`
+        : 'its refined notebook will be written next to this notebook';
       this.node.prepend(
         h(
           'div',

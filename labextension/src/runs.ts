@@ -1,17 +1,17 @@
 // Runs the page knows about, by id, whatever brings their events: the server's long poll (sidebar runs) or a
 // kernel comm (%%medagent runs). A view subscribes to a run and gets every event so far, then each new one.
-import { IAgentEvent } from './events';
+import { AgentEvent } from './events';
 
-export type Listener = (event: IAgentEvent) => void;
+export type Listener = (event: AgentEvent) => void;
 
 export class RunChannel {
-  readonly events: IAgentEvent[] = [];
+  readonly events: AgentEvent[] = [];
   followed = false; // this page receives the run's events (its comm opened here, or the server answers for it)
   private listeners = new Set<Listener>();
 
   constructor(readonly runId: string) {}
 
-  push(event: IAgentEvent): void {
+  push(event: AgentEvent): void {
     this.events.push(event);
     this.listeners.forEach(listener => listener(event));
   }

@@ -10,7 +10,7 @@ import medagentSvg from '../style/icons/medagent.svg';
 import { postJSON, requestAPI } from './api';
 import { ApprovalPanel } from './approval';
 import { h } from './dom';
-import { Decision, IAgentEvent, IBackend, IEventsReply, IRunSummary } from './events';
+import { AgentEvent, Decision, IBackend, IEventsReply, IRunSummary } from './events';
 import { NotebookMirror } from './mirror';
 import { Timeline } from './timeline';
 
@@ -33,7 +33,11 @@ export class MedAgentSidebar extends Widget {
   private verify = h('input', { className: 'jp-MedAgent-verify', type: 'checkbox', checked: '' });
   private startButton = h('button', { className: 'jp-MedAgent-start jp-mod-styled jp-mod-accept' }, 'Start');
   private stopButton = h('button', { className: 'jp-MedAgent-stop jp-mod-styled jp-mod-warn', disabled: '' }, 'Stop');
-  private exportButton = h('button', { className: 'jp-MedAgent-export jp-mod-styled', disabled: '' }, 'Export refined notebook');
+  private exportButton = h(
+    'button',
+    { className: 'jp-MedAgent-export jp-mod-styled', disabled: '' },
+    'Export refined notebook'
+  );
   private errorLine = h('div', { className: 'jp-MedAgent-error', role: 'alert' });
   private timeline: Timeline;
   private approval: ApprovalPanel;
@@ -43,7 +47,10 @@ export class MedAgentSidebar extends Widget {
   private runBackend: string | null = null; // the backend of the run shown, selected once the list has loaded
   private attachedPath: string | null = null;
 
-  constructor(private tracker: INotebookTracker, private openPath: (path: string) => void) {
+  constructor(
+    private tracker: INotebookTracker,
+    private openPath: (path: string) => void
+  ) {
     super();
     this.id = SIDEBAR_ID;
     this.title.label = 'MedAgent';
@@ -265,12 +272,15 @@ export class MedAgentSidebar extends Widget {
     }
   }
 
-  private handle(event: IAgentEvent): void {
+  private handle(event: AgentEvent): void {
     this.timeline.add(event);
     this.mirror?.apply(event);
     if (event.kind === 'approval_request') {
       this.approval.show(event);
-    } else if (['cell_executed', 'cell_skipped'].includes(event.kind) && this.approval.waitingFor === event.cell_id) {
+    } else if (
+      (event.kind === 'cell_executed' || event.kind === 'cell_skipped') &&
+      this.approval.waitingFor === event.cell_id
+    ) {
       this.approval.hide(); // answered (here, or before a reload)
     } else if (event.kind === 'finished') {
       this.approval.hide();

@@ -1,7 +1,7 @@
 // The live timeline of a run: one row per event, thumbnails for rendered slices, verdict badges, progress bars,
 // the results the user asked for. The sidebar and the %%medagent magic's output both draw their run with it.
 import { h } from './dom';
-import { IAgentEvent } from './events';
+import { AgentEvent, IFinishedEvent, IProgressEvent } from './events';
 
 export interface ISpend {
   tokens: number;
@@ -36,10 +36,10 @@ export class Timeline {
     this.spendNode.textContent = formatSpend(this.spend);
   }
 
-  add(event: IAgentEvent): void {
+  add(event: AgentEvent): void {
     switch (event.kind) {
       case 'usage':
-        this.spend = { tokens: event.total_tokens, costUsd: event.total_cost_usd };
+        this.spend = { tokens: event.total_tokens ?? 0, costUsd: event.total_cost_usd ?? 0 };
         this.spendNode.textContent = formatSpend(this.spend);
         return;
       case 'message_delta':
@@ -69,7 +69,7 @@ export class Timeline {
     }
   }
 
-  private row(event: IAgentEvent, body: HTMLElement): HTMLElement {
+  private row(event: AgentEvent, body: HTMLElement): HTMLElement {
     const row = h('li', { className: 'jp-MedAgent-event', 'data-kind': event.kind }, body);
     this.node.append(row);
     row.scrollIntoView?.({ block: 'nearest' });
@@ -77,7 +77,7 @@ export class Timeline {
   }
 
   // One bar per piece of work (a cell's training, the verification re-run), updated in place.
-  private progress(event: IAgentEvent): void {
+  private progress(event: IProgressEvent): void {
     const key = `${event.what}:${event.cell_id ?? ''}`;
     let row = this.progressRows.get(key);
     if (!row) {
@@ -101,7 +101,7 @@ export class Timeline {
       (event.eta_s != null && event.done < event.total ? ` · about ${formatSeconds(event.eta_s)} left` : '');
   }
 
-  private render(event: IAgentEvent): HTMLElement | null {
+  private render(event: AgentEvent): HTMLElement | null {
     switch (event.kind) {
       case 'plan':
         return h(
@@ -142,19 +142,19 @@ export class Timeline {
           { className: 'jp-MedAgent-results' },
           h('b', {}, 'Results'),
           event.summary ? h('div', {}, event.summary) : null,
-          ...headlineTables(event.headline || [])
+          ...headlineTables(event.headline)
         );
       case 'cell_executed': {
-        const ok = !event.error;
+        const error = event.error;
         // Only Stop (or the kernel's own Interrupt button) interrupts a cell: the user's doing, not an error.
-        const stopped = !ok && event.error.ename === 'KeyboardInterrupt';
-        const status = ok ? 'ok' : stopped ? 'stopped' : 'error';
+        const stopped = error?.ename === 'KeyboardInterrupt';
+        const status = !error ? 'ok' : stopped ? 'stopped' : 'error';
         this.cellRows.get(event.cell_id)?.setAttribute('data-status', status);
-        const text = ok
+        const text = !error
           ? `ran in ${event.duration_s.toFixed(1)} s`
           : stopped
             ? `stopped by you after ${event.duration_s.toFixed(1)} s`
-            : `error after ${event.duration_s.toFixed(1)} s: ${event.error.ename}: ${event.error.evalue}`;
+            : `error after ${event.duration_s.toFixed(1)} s: ${error.ename}: ${error.evalue}`;
         return h(
           'div',
           { className: 'jp-MedAgent-status', 'data-status': status, 'data-cell-id': event.cell_id },
@@ -204,7 +204,7 @@ export class Timeline {
     }
   }
 
-  private finished(event: IAgentEvent): HTMLElement {
+  private finished(event: IFinishedEvent): HTMLElement {
     // Bars of work the run's end cut short stop counting down.
     this.progressRows.forEach(row => {
       const progress = row.querySelector('.jp-MedAgent-progress')!;
@@ -228,16 +228,17 @@ export class Timeline {
           )
         )
       : null;
-    const open = event.notebook ? h('button', { className: 'jp-MedAgent-open jp-mod-styled' }, 'Open notebook') : null;
-    open?.addEventListener('click', () => this.openNotebook(event.notebook));
-    const verified = VERIFIED[event.verified as string];
+    const notebook = event.notebook;
+    const open = notebook ? h('button', { className: 'jp-MedAgent-open jp-mod-styled' }, 'Open notebook') : null;
+    open?.addEventListener('click', () => this.openNotebook(notebook!));
+    const verified = VERIFIED[event.verified ?? ''];
     return h(
       'div',
       { className: 'jp-MedAgent-finished', 'data-status': event.status, 'data-verified': event.verified || '' },
       h('b', {}, `Finished: ${event.status}`),
       ` — ${event.reason}`,
       verified ? h('div', { className: 'jp-MedAgent-verified' }, verified) : null,
-      ...(this.resultsShown ? [] : headlineTables(event.headline || [])),
+      ...(this.resultsShown ? [] : headlineTables(event.headline)),
       others,
       open
     );
@@ -247,7 +248,8 @@ export class Timeline {
 const VERIFIED: Record<string, string> = {
   yes: 'Verified: the notebook re-ran top to bottom on its own and reproduced the reported numbers.',
   no: 'Not verified: the notebook did not re-run on its own.',
-  'not reproduced': 'Not reproduced: the notebook re-ran, but to other numbers than the reported ones (both are in its Results).',
+  'not reproduced':
+    'Not reproduced: the notebook re-ran, but to other numbers than the reported ones (both are in its Results).',
   skipped: 'Not verified: the re-run was skipped; the notebook says so.'
 };
 
@@ -261,8 +263,14 @@ function formatNumber(value: number): string {
 }
 
 // The headline tables (jupyter_medagent/agent/headline.py): titles, columns and rows already formatted.
-function headlineTables(tables: { title: string; columns: string[]; rows: string[][] }[]): HTMLElement[] {
-  return tables.map(t =>
+interface IHeadlineTable {
+  title: string;
+  columns: string[];
+  rows: string[][];
+}
+
+function headlineTables(tables: Record<string, any>[] = []): HTMLElement[] {
+  return (tables as IHeadlineTable[]).map(t =>
     h(
       'table',
       { className: 'jp-MedAgent-headline' },

@@ -84,7 +84,7 @@ def serve_lab(root: Path, env: dict | None = None):
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError(f"JupyterLab did not start; see {root / 'jupyterlab.log'}")
+                raise RuntimeError(f"JupyterLab did not start; see {root / 'jupyterlab.log'}") from None
             time.sleep(0.3)
     yield url, root
     server.terminate()

@@ -146,7 +146,7 @@ def test_training_shows_live_progress_and_stop_ends_it(page, lab):
     # The timeline scrolls on its own; Stop stays on screen.
     assert page.locator(".jp-MedAgent-sidebar").evaluate("s => s.scrollTop") == 0
     stop = page.locator(".jp-MedAgent-stop").bounding_box()
-    assert 0 <= stop["y"] and stop["y"] + stop["height"] <= 950
+    assert stop["y"] >= 0 and stop["y"] + stop["height"] <= 950
     page.screenshot(path=str(ARTIFACTS / "4-training-progress.png"))
     page.click(".jp-MedAgent-stop")
     page.wait_for_selector('.jp-MedAgent-finished[data-status="stopped"]', timeout=60_000)

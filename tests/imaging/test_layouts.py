@@ -242,7 +242,7 @@ def _damaged(tmp_path, kind, replicas):
     if kind == "Info.cfg without ES":
         folder = shutil.copytree(acdc, tmp_path / kind)
         info = folder / "training" / "patient003" / "Info.cfg"
-        info.write_text("\n".join(l for l in info.read_text().splitlines() if not l.startswith("ES")))
+        info.write_text("\n".join(line for line in info.read_text().splitlines() if not line.startswith("ES")))
         return folder, "Info.cfg does not say which frame is ES"
     if kind == "dataset.json broken":
         folder = shutil.copytree(replicas["msd"][0], tmp_path / kind)

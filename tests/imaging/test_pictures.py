@@ -5,7 +5,6 @@ on many small planted phantoms without false alarms."""
 from __future__ import annotations
 
 import csv
-from collections import Counter
 
 import numpy as np
 import pytest

@@ -24,13 +24,13 @@ def test_binder_uses_the_readme_installs_pins():
     assert torch_pin(binder) == torch_pin(readme_install) == "torch==2.13.0"
     # The project with the same constraints file, so every other package gets the same pinned version.
     project = next(line for line in binder if ".[" in line)
-    assert "-c constraints.txt" in project and "-c constraints.txt" in next(l for l in readme_install if ".[" in l)
+    assert "-c constraints.txt" in project and "-c constraints.txt" in next(line for line in readme_install if ".[" in line)
     extras = set(re.search(r'\.\[([a-z,]+)\]', project)[1].split(","))
-    readme_extras = set(re.search(r'\.\[([a-z,]+)\]', next(l for l in readme_install if ".[" in l))[1].split(","))
+    readme_extras = set(re.search(r'\.\[([a-z,]+)\]', next(line for line in readme_install if ".[" in line))[1].split(","))
     # Everything a user gets on one machine; the test tools and the Ray client (for a cluster) are not needed there.
     assert extras == readme_extras - {"test", "ray"}
     # The same pip, and nothing installed outside these lines.
-    assert [l for l in binder if "pip>=" in l] and re.search(r'"pip>=(\d+)"', binder[0])[1] == \
+    assert [line for line in binder if "pip>=" in line] and re.search(r'"pip>=(\d+)"', binder[0])[1] == \
         re.search(r'"pip>=(\d+)"', readme_install[0])[1]
 
 

@@ -15,7 +15,8 @@ import json
 import math
 import re
 from importlib import resources
-from typing import Any, Generator
+from typing import Any
+from collections.abc import Generator
 
 from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, Observation, ToolCall
 from jupyter_medagent.plan import ComputeFingerprint, Plan, PlanFailed, Preferences, Step, make_plan, parse_request

@@ -71,7 +71,7 @@ def discover(root: Path) -> Discovery:
             has_label = label is not None and label.exists()
             found.entries.append(Entry(f"{patient}_{phase}", patient, source, Source(str(label)) if has_label else None,
                                        phase, split=split or ("training" if has_label else "testing")))
-        for number, path in sorted(frames.items()):  # frame files Info.cfg does not name
+        for _, path in sorted(frames.items()):  # frame files Info.cfg does not name
             found.findings.append(finding(patient, f"{path.relative_to(root)} is not the ED or ES frame named in "
                                           f"{INFO}; it is not used", path, "info"))
     return found

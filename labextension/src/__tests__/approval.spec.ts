@@ -1,5 +1,5 @@
 import { ApprovalPanel } from '../approval';
-import { Decision } from '../events';
+import { Decision, IApprovalRequestEvent } from '../events';
 
 function panel() {
   const calls: [string, Decision, string | undefined][] = [];
@@ -13,7 +13,13 @@ function panel() {
 const button = (p: ApprovalPanel, d: Decision) =>
   p.node.querySelector(`button[data-decision="${d}"]`) as HTMLButtonElement;
 
-const request = { kind: 'approval_request', seq: 4, cell_id: 'c7', source: 'train(model)', concerns: [] as string[] };
+const request: IApprovalRequestEvent = {
+  kind: 'approval_request',
+  seq: 4,
+  cell_id: 'c7',
+  source: 'train(model)',
+  concerns: []
+};
 
 describe('ApprovalPanel', () => {
   it('is hidden until a cell waits, then shows its code', () => {

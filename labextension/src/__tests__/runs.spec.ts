@@ -7,9 +7,9 @@ describe('RunHub', () => {
     channel.push({ kind: 'plan', seq: 0, steps: [] });
     const seen: string[] = [];
     const stop = hub.channel('r1').subscribe(e => seen.push(e.kind));
-    channel.push({ kind: 'finished', seq: 1 });
+    channel.push({ kind: 'finished', seq: 1, status: 'solved', reason: 'done' });
     stop();
-    channel.push({ kind: 'message', seq: 2 });
+    channel.push({ kind: 'message', seq: 2, text: 'after the end' });
     expect(seen).toEqual(['plan', 'finished']);
     expect(hub.channel('r1').done).toBe(true);
     expect(hub.has('r1')).toBe(true);

@@ -26,7 +26,11 @@ describe('Timeline', () => {
     t.add({ kind: 'cell_executed', seq: 1, cell_id: 'c1', outputs: [], error: null, duration_s: 0.25 });
     t.add({ kind: 'cell_written', seq: 2, cell_id: 'c2', source: '1/0', note: 'Divide.', replaces: null });
     t.add({
-      kind: 'cell_executed', seq: 3, cell_id: 'c2', outputs: [], duration_s: 0.1,
+      kind: 'cell_executed',
+      seq: 3,
+      cell_id: 'c2',
+      outputs: [],
+      duration_s: 0.1,
       error: { ename: 'ZeroDivisionError', evalue: 'division by zero', traceback: [] }
     });
     const cells = t.node.querySelectorAll('.jp-MedAgent-cell');
@@ -46,7 +50,11 @@ describe('Timeline', () => {
     const t = timeline();
     t.add({ kind: 'render', seq: 0, cell_id: 'c3', png: PNG, caption: 'LV overlay' });
     t.add({
-      kind: 'verdict', seq: 1, judge: 'quantitative', verdict: 'flag', confidence: 1,
+      kind: 'verdict',
+      seq: 1,
+      judge: 'quantitative',
+      verdict: 'flag',
+      confidence: 1,
       findings: [{ case: 'p01', kind: 'orientation_flip', message: 'label mirrored' }]
     });
     const img = t.node.querySelector('img.jp-MedAgent-thumbnail') as HTMLImageElement;
@@ -60,7 +68,7 @@ describe('Timeline', () => {
   it('keeps the spend line current from usage events without adding rows', () => {
     const t = timeline();
     expect(t.spendNode.textContent).toBe('$0.0000 · 0 tokens');
-    t.add({ kind: 'usage', seq: 0, total_tokens: 1520, total_cost_usd: 0.01234 });
+    t.add({ kind: 'usage', input_tokens: 0, output_tokens: 0, seq: 0, total_tokens: 1520, total_cost_usd: 0.01234 });
     expect(t.spendNode.textContent).toBe('$0.0123 · 1520 tokens');
     expect(t.node.children).toHaveLength(0);
   });
@@ -79,10 +87,19 @@ describe('Timeline', () => {
     const opened: string[] = [];
     const t = timeline(path => opened.push(path));
     t.add({
-      kind: 'finished', seq: 0, status: 'solved', reason: 'the agent reports the task solved', verified: 'yes',
-      metrics: { dice_mean: 0.9734, cases_measured: 22, ef_predicted: { p1: 50 } }, notebook: 'work/cine-medagent.ipynb',
+      kind: 'finished',
+      seq: 0,
+      status: 'solved',
+      reason: 'the agent reports the task solved',
+      verified: 'yes',
+      metrics: { dice_mean: 0.9734, cases_measured: 22, ef_predicted: { p1: 50 } },
+      notebook: 'work/cine-medagent.ipynb',
       headline: [
-        { title: 'Ejection fraction per patient', columns: ['patient', 'EF (%)', 'from'], rows: [['p1', '50.0', 'network']] }
+        {
+          title: 'Ejection fraction per patient',
+          columns: ['patient', 'EF (%)', 'from'],
+          rows: [['p1', '50.0', 'network']]
+        }
       ]
     });
     const done = t.node.querySelector('.jp-MedAgent-finished')!;
@@ -93,7 +110,10 @@ describe('Timeline', () => {
     const folded = done.querySelector('details.jp-MedAgent-all-measures')!;
     expect(folded.hasAttribute('open')).toBe(false);
     expect(Array.from(folded.querySelectorAll('td')).map(td => td.textContent)).toEqual([
-      'dice_mean', '0.973', 'cases_measured', '22'
+      'dice_mean',
+      '0.973',
+      'cases_measured',
+      '22'
     ]);
     expect(done.textContent).toContain('Verified: the notebook re-ran');
     (done.querySelector('button.jp-MedAgent-open') as HTMLButtonElement).click();
@@ -114,9 +134,21 @@ describe('Timeline', () => {
     const t = timeline();
     t.add({ kind: 'progress', seq: 0, what: 'training', done: 10, total: 40, elapsed_s: 5, eta_s: 15, cell_id: 'c7' });
     t.add({ kind: 'progress', seq: 1, what: 'training', done: 30, total: 40, elapsed_s: 75, eta_s: 25, cell_id: 'c7' });
-    t.add({ kind: 'progress', seq: 2, what: 'verification', done: 1, total: 9, elapsed_s: 2, eta_s: 16, cell_id: null });
+    t.add({
+      kind: 'progress',
+      seq: 2,
+      what: 'verification',
+      done: 1,
+      total: 9,
+      elapsed_s: 2,
+      eta_s: 16,
+      cell_id: null
+    });
     const bars = Array.from(t.node.querySelectorAll('progress')) as HTMLProgressElement[];
-    expect(bars.map(b => [b.value, b.max])).toEqual([[30, 40], [1, 9]]);
+    expect(bars.map(b => [b.value, b.max])).toEqual([
+      [30, 40],
+      [1, 9]
+    ]);
     expect(rows(t, 'progress')[0].textContent).toBe('training: 30 of 40 · 1 min 15 s elapsed · about 25 s left');
   });
 
@@ -125,7 +157,11 @@ describe('Timeline', () => {
     t.add({ kind: 'cell_written', seq: 0, cell_id: 'c7', source: 'train()', note: 'Train.', replaces: null });
     t.add({ kind: 'progress', seq: 1, what: 'training', done: 10, total: 40, elapsed_s: 5, eta_s: 840, cell_id: 'c7' });
     t.add({
-      kind: 'cell_executed', seq: 2, cell_id: 'c7', outputs: [], duration_s: 6.2,
+      kind: 'cell_executed',
+      seq: 2,
+      cell_id: 'c7',
+      outputs: [],
+      duration_s: 6.2,
       error: { ename: 'KeyboardInterrupt', evalue: '', traceback: [] }
     });
     t.add({ kind: 'finished', seq: 3, status: 'stopped', reason: 'stopped by the user', metrics: {}, notebook: null });
@@ -140,8 +176,23 @@ describe('Timeline', () => {
     const t = timeline();
     t.add({ kind: 'cell_written', seq: 0, cell_id: 'c3', source: 'checks()', note: 'Check.', replaces: null });
     t.add({ kind: 'cell_skipped', seq: 1, cell_id: 'c3' });
-    t.add({ kind: 'verdict', seq: 2, judge: 'panel', verdict: 'not_checked', findings: [], reason: 'nothing to judge' });
-    t.add({ kind: 'cell_written', seq: 3, cell_id: 'c4', source: 'y = 2', note: 'Fix.', replaces: 'c4', by_user: true });
+    t.add({
+      kind: 'verdict',
+      seq: 2,
+      judge: 'panel',
+      verdict: 'not_checked',
+      findings: [],
+      reason: 'nothing to judge'
+    });
+    t.add({
+      kind: 'cell_written',
+      seq: 3,
+      cell_id: 'c4',
+      source: 'y = 2',
+      note: 'Fix.',
+      replaces: 'c4',
+      by_user: true
+    });
     expect(t.node.querySelector('.jp-MedAgent-cell[data-cell-id="c3"]')!.getAttribute('data-status')).toBe('skipped');
     expect(rows(t, 'cell_skipped')[0].textContent).toBe('c3 skipped by you: not run');
     const badge = t.node.querySelector('.jp-MedAgent-verdict')!;
@@ -153,7 +204,7 @@ describe('Timeline', () => {
   it('clears between runs', () => {
     const t = timeline();
     t.add({ kind: 'message', seq: 0, text: 'hello' });
-    t.add({ kind: 'usage', seq: 1, total_tokens: 5, total_cost_usd: 1 });
+    t.add({ kind: 'usage', input_tokens: 0, output_tokens: 0, seq: 1, total_tokens: 5, total_cost_usd: 1 });
     t.clear();
     expect(t.node.children).toHaveLength(0);
     expect(t.spendNode.textContent).toBe('$0.0000 · 0 tokens');
