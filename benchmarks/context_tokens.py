@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 
 from jupyter_medagent.agent.context import compact_history
-from jupyter_medagent.agent.loop import Agent, load_system_prompt
-from jupyter_medagent.agent.protocols import AgentView
+from jupyter_medagent.agent.loop import Agent
+from jupyter_medagent.agent.skills import load_system_prompt
+from jupyter_medagent.contracts.protocols import AgentView
 from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.agent.tools import load_tool_schemas
 from jupyter_medagent.backends import make_backend

@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
-from jupyter_medagent.agent.protocols import Executor
 from jupyter_medagent.agent.tools import Approver
+from jupyter_medagent.contracts.protocols import Executor
 from jupyter_medagent.contracts.errors import ConfigError, DataError
 from jupyter_medagent.contracts.options import ISOLATION_MODES, RunOptions
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits, sandbox_problem
@@ -142,7 +142,7 @@ def build_agent(setup: RunSetup, make_executor: Callable[[KernelIsolation], Exec
     backend = backends.make_backend(options.backend)
     judges = backends.make_judges(options.vlm_judge)
     isolation = plan_isolation(options.isolation, output_dir, data, kernel_limits(options), options.kernel_gateway)
-    model_cells = getattr(backend, "name", "offline") != "offline"
+    model_cells = backend.model_written
     in_user_kernel = user_kernel and (user_kernel_sandboxed or not model_cells)
     if model_cells and in_user_kernel and data and deidentified_view(data):
         raise ConfigError(f"{data} holds DICOM files, which the \"Python 3 (medagent sandbox)\" kernel shows as they "
@@ -235,7 +235,7 @@ def run_session(setup: RunSetup, quiet: bool) -> tuple[dict, object]:
         "usage": {k: sum(c[k] for c in calls) for k in USAGE_FIELDS if k != "cost_usd"}, "calls": calls,
         "dice": {k[5:]: v for k, v in metrics.items() if k.startswith("dice_") and k != "dice_mean"},
         "dice_mean": metrics.get("dice_mean"), "ef_abs_error": metrics.get("ef_abs_error"),
-        "repairs": list(getattr(backend, "repairs", [])),
+        "repairs": list(backend.repairs),
     }
     return summary, backend
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import import_graph  # noqa: E402
 
 # Shared types other branches of issue 18 move into contracts/; once they have moved, these name nothing.
-MOVING_TO_CONTRACTS = ("jupyter_medagent.agent.protocols", "jupyter_medagent.judge.findings")
+MOVING_TO_CONTRACTS = ("jupyter_medagent.judge.findings",)
 
 
 def test_no_sub_package_sits_in_an_import_cycle():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from jupyter_medagent.agent.protocols import Observation, Step
+from jupyter_medagent.contracts.protocols import Observation, Step
 
 KEEP_VERBATIM = 8  # most recent steps passed whole (text, images, data)
 # The latest reply's results are ones the model has not seen yet: all of them stay whole, up to this many.

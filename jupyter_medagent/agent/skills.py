@@ -13,8 +13,10 @@ import inspect
 import pkgutil
 import re
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
+from jupyter_medagent.contracts.metric_keys import prompt_text as metric_keys_text
 from jupyter_medagent.contracts.options import SKILL_LEVELS
 
 # What a run's backend may see at each of SKILL_LEVELS: none, the toolkit reference, or the reference and the plan.
@@ -115,3 +117,11 @@ def proposal_text(plan) -> str:
         elif step.get("arguments"):
             lines.append("arguments: " + ", ".join(f"{k}={v}" for k, v in step["arguments"].items()))
     return "\n".join(lines)
+
+
+def load_system_prompt(tools=()) -> str:
+    """The system prompt, with a paragraph for each skill tool among ``tools`` (the names a backend may call)."""
+    prompts = resources.files("jupyter_medagent.prompts")
+    skills = [prompts.joinpath("skills", f"{name}.md").read_text().strip() for name in ALL_SKILL_TOOLS if name in tools]
+    system = prompts.joinpath("system.md").read_text().strip().replace("{metric_keys}", metric_keys_text())
+    return "\n\n".join([system, *skills]) + "\n"

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
-import threading
 from importlib import resources
 from typing import Any
 from collections.abc import Callable, Generator
 
-from jupyter_medagent.contracts.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
-                                           Verdict)
+from jupyter_medagent.contracts.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Message,
+                                           Render, Verdict)
 from jupyter_medagent.agent.live import LiveOutputs
-from jupyter_medagent.agent.protocols import (
+from jupyter_medagent.contracts.background import in_background
+from jupyter_medagent.contracts.mime import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.protocols import (
     ExecutionResult,
     Executor,
     Judge,
@@ -24,9 +24,8 @@ from jupyter_medagent.agent.protocols import (
     ToolCall,
 )
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
-from jupyter_medagent.contracts.mime import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
 from jupyter_medagent.contracts.task import Task
-from jupyter_medagent.contracts.errors import DataError
+from jupyter_medagent.contracts.errors import DataError, KernelDied, MedagentError, NotebookWriteError
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
@@ -35,6 +34,7 @@ from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 
 ToolResult = Generator[Event, None, Observation]
+NO_CALL = "(none)"  # what the history shows for a reply that called no tool
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
 Approver = Callable[[str, str, list[str]], tuple[str, str]]
 SafetyCheck = Callable[[str], list[str]]  # code -> reasons it is refused (empty: allowed)
@@ -135,6 +135,8 @@ class Toolbox:
     # ------------------------------------------------------------------ validation
     def problem_with(self, call: ToolCall) -> str | None:
         """Why a tool call cannot be carried out (told to the model), or None."""
+        if call.name == NO_CALL:
+            return "Your reply contained no tool call. Act through the tools; call finish when done."
         if "__parse_error__" in call.arguments:
             return f"the tool call of your reply is not valid JSON: {str(call.arguments['__parse_error__'])[:300]}"
         if call.name not in self.schemas:
@@ -149,7 +151,17 @@ class Toolbox:
         return None
 
     def dispatch(self, call: ToolCall) -> ToolResult:
-        return getattr(self, f"tool_{call.name}")(**call.arguments)
+        """Carry out a valid call. A tool that breaks (unreadable data) is reported to the model, not raised;
+        what ends the run is: a stop at an approval prompt, an unwritable notebook, a dead kernel."""
+        try:
+            return (yield from getattr(self, f"tool_{call.name}")(**call.arguments))
+        except (StopRequested, NotebookWriteError, KernelDied):
+            raise
+        except Exception as exc:
+            # A MedagentError already says, in plain words, which file is at fault and why.
+            problem = str(exc) if isinstance(exc, MedagentError) else f"{type(exc).__name__}: {exc}"
+            return Observation(quote_untrusted(f"{call.name} failed: {type(exc).__name__}: {exc}", "tool error"),
+                               data={"problem": problem}, is_error=True)
 
     # ------------------------------------------------------------------ tools
     def tool_inspect_data(self, path: str | None = None) -> ToolResult:
@@ -426,35 +438,29 @@ class Toolbox:
         """Run the cell, its outputs shown as they arrive. An inline executor runs it in this thread and live
         events go to ``on_live``; any other runs in a worker thread while this one yields them."""
         live = LiveOutputs(cell.id)
-        if getattr(self.executor, "inline", False):
+        if self.executor.inline:
             def forward(outputs):
                 for event in live.events(outputs):
                     if self.on_live is not None:
                         self.on_live(event)
             return self.executor.execute(cell.source, timeout=self.cell_timeout, on_output=forward)
-        arrived: queue.Queue[list[dict]] = queue.Queue()
-        outcome: dict[str, Any] = {}
+        return (yield from in_background(
+            lambda report: self.executor.execute(cell.source, timeout=self.cell_timeout, on_output=report),
+            live.events, name=f"medagent-cell-{cell.id}", newest_only=True))
 
-        def work() -> None:
-            try:
-                outcome["result"] = self.executor.execute(cell.source, timeout=self.cell_timeout, on_output=arrived.put)
-            except BaseException as exc:  # re-raised in the loop's thread (KernelDied, ...)
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=work, name=f"medagent-cell-{cell.id}", daemon=True)
-        worker.start()
-        while worker.is_alive() or not arrived.empty():
-            try:
-                outputs = arrived.get(timeout=0.25)
-            except queue.Empty:
-                continue
-            while not arrived.empty():  # only the newest state matters
-                outputs = arrived.get_nowait()
-            yield from live.events(outputs)
-        worker.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
+    def restart_kernel(self, death: str) -> Generator[Event, None, Observation]:
+        """A fresh kernel in place of the dead one, with every kept cell run again in order."""
+        kept = self.draft.surviving()
+        yield Message(f"{death}; restarting it and replaying the {len(kept)} kept cell(s).")
+        failed = self.executor.restart_and_replay([cell.source for cell in kept], timeout=self.cell_timeout)
+        if failed is not None:
+            index, result = failed
+            kept[index].status = "error"
+            return Observation(f"{death}. A fresh kernel was started, but replaying cell {kept[index].id} failed: "
+                               f"{result.error['ename']}: {result.error['evalue']}", is_error=True)
+        return Observation(f"{death}. A fresh kernel was started and the kept cells "
+                           f"({', '.join(c.id for c in kept) or 'none'}) were run again; "
+                           "the cell that was running when it died did not finish.", is_error=True)
 
     def _collect(self, cell: DraftCell, result: ExecutionResult) -> list[bytes]:
         images, gave = [], []

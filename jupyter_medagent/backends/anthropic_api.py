@@ -11,7 +11,7 @@ import base64
 from typing import Any
 from collections.abc import Callable
 
-from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress, turn_groups
 from jupyter_medagent.backends.pricing import PriceTable
 from jupyter_medagent.contracts.errors import BackendError
@@ -19,7 +19,7 @@ from jupyter_medagent.contracts.errors import BackendError
 CACHE = {"type": "ephemeral"}
 
 
-class AnthropicBackend:
+class AnthropicBackend(BackendBase):
     name = "anthropic"
     streams = True
 

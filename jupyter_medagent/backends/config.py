@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyter_medagent.agent.protocols import Backend, Judge
+from jupyter_medagent.contracts.protocols import Backend, Judge
 from jupyter_medagent.contracts.errors import ConfigError
 
 DEFAULT_BACKEND = "offline"

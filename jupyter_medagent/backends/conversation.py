@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_medagent.agent.protocols import AgentView, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, ToolCall
 from jupyter_medagent.imaging.render import downsample
 
 

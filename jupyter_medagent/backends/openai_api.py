@@ -12,7 +12,7 @@ import json
 from typing import Any
 from collections.abc import Callable
 
-from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,
                                                     parse_text_tool_call, progress, text_protocol, turn_groups)
 from jupyter_medagent.backends.pricing import PriceTable
@@ -21,7 +21,7 @@ from jupyter_medagent.contracts.errors import BackendError
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     name = "openai"
     streams = False
 

@@ -77,7 +77,7 @@ def demo_checks(manifest: dict, summary: dict, backend) -> dict:
     predicted = summary["metrics"].get("ef_predicted", {})
     errors = {p: abs(ef - manifest["patients"][p]["lv_ef_percent"]) for p, ef in predicted.items() if p in manifest["patients"]}
     planted = {(c["case"], p["kind"]) for c in manifest["cases"] for p in c["pitfalls"]}
-    handled = {(f["case"], f["finding"]) for f in getattr(backend, "fixes", [])}
+    handled = {(f["case"], f["finding"]) for f in backend.fixes}
     return {
         "ef_abs_error_vs_truth": round(sum(errors.values()) / len(errors), 2) if errors else None,
         "pitfalls_planted": len(planted),

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.provisioning import LocalProvisioner
 
 from jupyter_medagent.isolation.deid import DeidView, cache_root, deidentified_view
 
@@ -246,7 +247,8 @@ class _ProjectKernel:
         None while it runs or when it said nothing of the kind."""
         from jupyter_medagent.isolation.launch import REFUSAL_PREFIX  # not at the top: the launcher runs as -m
 
-        process = getattr(getattr(self, "provisioner", None), "process", None)
+        provisioner = self.provisioner  # type: ignore[attr-defined]  # mixed into a KernelManager
+        process = provisioner.process if isinstance(provisioner, LocalProvisioner) else None
         if not self.runtime_folder or process is None or process.poll() is None:
             return None
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_medagent.agent.protocols import Judge, JudgeVerdict
+from jupyter_medagent.contracts.protocols import Judge, JudgeVerdict
 from jupyter_medagent.judge.quantitative import verdict_of
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from jupyter_medagent.agent.protocols import JudgeVerdict
+from jupyter_medagent.contracts.protocols import JudgeVerdict
 from jupyter_medagent.imaging.render import downsample
 from jupyter_medagent.judge.findings import FINDING_KINDS
 

@@ -18,17 +18,18 @@ from collections.abc import Callable
 import nbformat
 from jupyter_client import BlockingKernelClient, KernelManager
 
-from jupyter_medagent.agent.protocols import ExecutionResult
+from jupyter_medagent.contracts.protocols import ExecutionResult, ExecutorBase, ReportsLaunchRefusal
 from jupyter_medagent.contracts.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
 from jupyter_medagent.kernel.outputs import append_output, error_dict
+from jupyter_medagent.kernel.process import kernel_process
 
 POLL_S = 0.5
 INTERRUPT_GRACE_S = 10.0  # after a time-out's interrupt, how long a cell may take to stop
 RELEASE_TIMEOUT_S = 30.0
 
 
-class KernelClientExecutor:
+class KernelClientExecutor(ExecutorBase):
     def __init__(self, cwd=None, connection_file: str | None = None, kernel_name: str = "python3",
                  session_id: str | None = None, interrupt: Callable[[], None] | None = None,
                  env: dict[str, str] | None = None, startup_timeout: float = 60.0,
@@ -90,8 +91,7 @@ class KernelClientExecutor:
     def _launch_refusal(self) -> str | None:
         """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did: from its
         stderr, which only the host holds (sandbox._ProjectKernel.launch_refusal)."""
-        read = getattr(self.manager, "launch_refusal", None)
-        return read() if read else None
+        return self.manager.launch_refusal() if isinstance(self.manager, ReportsLaunchRefusal) else None
 
     # ------------------------------------------------------------------ running cells
     def execute(self, code: str, timeout: float | None = None,
@@ -174,10 +174,8 @@ class KernelClientExecutor:
         return self.client.hb_channel.is_beating()
 
     def _death_reason(self) -> str:
-        code = None
-        if self.manager is not None and getattr(self.manager, "provisioner", None) is not None:
-            process = getattr(self.manager.provisioner, "process", None)
-            code = process.poll() if process is not None else None
+        process = kernel_process(self.manager)
+        code = process.poll() if process is not None else None
         signal_name = ""
         if code is not None and code < 0:
             import signal

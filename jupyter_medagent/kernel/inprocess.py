@@ -21,7 +21,7 @@ from collections.abc import Callable
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 
-from jupyter_medagent.agent.protocols import ExecutionResult
+from jupyter_medagent.contracts.protocols import ExecutionResult, ExecutorBase
 from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
 from jupyter_medagent.kernel.outputs import append_output, error_dict
@@ -164,7 +164,7 @@ def _time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-class InProcessExecutor:
+class InProcessExecutor(ExecutorBase):
     inline = True  # cells run in the caller's thread: the kernel's main thread, where signals arrive
 
     def __init__(self, shell=None, guard: dict | None = None):

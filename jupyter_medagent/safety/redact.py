@@ -138,7 +138,7 @@ class Redactor:
         """The agent's view with every text a model will read scrubbed (what backends build payloads from)."""
         from dataclasses import replace
 
-        from jupyter_medagent.agent.protocols import Observation, Step, ToolCall
+        from jupyter_medagent.contracts.protocols import Observation, Step, ToolCall
 
         def deep(value):
             if isinstance(value, str):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_medagent.agent.protocols import ModelTurn, TokenUsage, ToolCall
+from jupyter_medagent.contracts.protocols import BackendBase, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.kernel import KernelClientExecutor
 
 
-class ScriptedBackend:
+class ScriptedBackend(BackendBase):
     """Replays turns; a callable turn receives the view (to react to what it sees)."""
 
     name = "scripted"

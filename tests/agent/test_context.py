@@ -1,5 +1,5 @@
 from jupyter_medagent.agent.context import KEEP_VERBATIM, compact_history
-from jupyter_medagent.agent.protocols import Observation, Step, ToolCall
+from jupyter_medagent.contracts.protocols import Observation, Step, ToolCall
 
 
 def _step(i):

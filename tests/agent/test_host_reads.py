@@ -9,6 +9,7 @@ import pytest
 
 from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.agent.tools import Toolbox
+from jupyter_medagent.contracts.protocols import ExecutorBase
 from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.notebook.draft import DraftNotebook
 from jupyter_medagent.safety.confine import confined_data_folder
@@ -28,9 +29,9 @@ def project(tmp_path):
     return data, out, secret
 
 
-class _NoKernel:
+class _NoKernel(ExecutorBase):
     def execute(self, code, timeout=None, on_output=None):
-        from jupyter_medagent.agent.protocols import ExecutionResult
+        from jupyter_medagent.contracts.protocols import ExecutionResult
 
         return ExecutionResult([], None, 0.0)
 

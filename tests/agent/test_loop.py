@@ -7,8 +7,8 @@ import pytest
 
 from jupyter_medagent.contracts.budget import Budget
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.protocols import ModelTurn, ToolCall
 from jupyter_medagent.contracts.mime import FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.protocols import ModelTurn, ToolCall
 from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.notebook.refine import is_guard_cell
 

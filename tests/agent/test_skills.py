@@ -9,10 +9,10 @@ import inspect
 import pytest
 
 from jupyter_medagent import imaging
-from jupyter_medagent.agent.loop import Agent, load_system_prompt
-from jupyter_medagent.agent.protocols import ToolCall
-from jupyter_medagent.agent.skills import toolkit_reference
+from jupyter_medagent.agent.loop import Agent
+from jupyter_medagent.agent.skills import load_system_prompt, toolkit_reference
 from jupyter_medagent.contracts.task import Task
+from jupyter_medagent.contracts.protocols import ToolCall
 from jupyter_medagent.bench.data import make_data
 from jupyter_medagent.bench.judging import judge_run
 from jupyter_medagent.pipelines import measures

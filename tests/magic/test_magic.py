@@ -4,11 +4,11 @@ import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyter_medagent.agent.protocols import ModelTurn, ToolCall
+from jupyter_medagent.contracts.protocols import BackendBase, ModelTurn, ToolCall
 from jupyter_medagent.notebook.refine import is_guard_cell
 
 
-class Scripted:
+class Scripted(BackendBase):
     name, model = "scripted", "script-1"
 
     def __init__(self):

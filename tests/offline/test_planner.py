@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jupyter_medagent.agent.protocols import AgentView, Observation
+from jupyter_medagent.contracts.protocols import AgentView, Observation
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.offline.planner import Planner, match_rule
 from jupyter_medagent.contracts.errors import ConfigError
@@ -453,15 +453,16 @@ def test_repairs_reach_the_event_stream(tmp_path):
     from jupyter_medagent.agent.loop import Agent
     from jupyter_medagent.contracts.task import Task
     from jupyter_medagent.backends.offline import OfflineBackend
+    from jupyter_medagent.contracts.protocols import ExecutorBase
 
-    class OneError:
+    class OneError(ExecutorBase):
         """An executor whose training runs out of memory, like a too-large batch would."""
 
         def __init__(self):
             self.calls = 0
 
         def execute(self, code, timeout=None, on_output=None):
-            from jupyter_medagent.agent.protocols import ExecutionResult
+            from jupyter_medagent.contracts.protocols import ExecutionResult
 
             self.calls += 1
             if "model = UNet" in code and self.calls < 20:

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 from collections.abc import Generator
 
-from jupyter_medagent.agent.protocols import AgentView, ModelTurn, Observation, ToolCall
+from jupyter_medagent.contracts.protocols import AgentView, BackendBase, ModelTurn, Observation, ToolCall
 from jupyter_medagent.plan import ComputeFingerprint, Plan, PlanFailed, Preferences, Step, make_plan, parse_request
 from jupyter_medagent.plan.recipes import recipe_named
 
@@ -143,9 +143,7 @@ class Planner:
             return
         change = self.plan.adopt_user_edit(step, obs.data.get("source", ""))
         if change:
-            describe = getattr(recipe_named(self.plan.recipe), "describe_training", None)
-            if describe:
-                describe(self.plan)
+            recipe_named(self.plan.recipe).describe_training(self.plan)
             self.notes.append(f"The plan follows your edit: {change}.")
 
     def _apply(self, rule: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -157,9 +155,7 @@ class Planner:
                 return None, []
             change, rerun = shrunk
             plan.adjustments.append(f"{change}, after running out of memory")
-            describe = getattr(recipe_named(plan.recipe), "describe_training", None)
-            if describe:
-                describe(plan)
+            recipe_named(plan.recipe).describe_training(plan)
             return change, rerun
         if rule["action"] == "no_workers" and plan.training and plan.training.workers:
             change = f"data-loader workers reduced from {plan.training.workers} to 0"
@@ -198,11 +194,12 @@ class Planner:
         return obs
 
 
-class OfflineBackend:
+class OfflineBackend(BackendBase):
     """The default backend: deterministic, no network, no tokens, no cost."""
 
     name = "offline"
     model = "expert-planner"
+    model_written = False  # its cells are the project's own templates
 
     def __init__(self, preferences: Preferences | None = None):
         self.preferences = preferences or Preferences()

@@ -46,6 +46,10 @@ class Recipe:
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
         raise NotImplementedError
 
+    def describe_training(self, plan: Plan) -> None:
+        """Bring the training step's title and note up to date after its set-up changed (a repair, a user's
+        edit); a recipe that trains nothing has no such step."""
+
     # ------------------------------------------------------------------ shared by every recipe
     def cell(self, name: str, title: str, note: str, template: str | None = None) -> Step:
         return Step(name, "cell", title, note, template or f"{self.templates}/{name}")

@@ -8,8 +8,10 @@ are the in-process and kernel-client executors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
-from collections.abc import Callable
+
+from jupyter_medagent.contracts.errors import KernelDied
 
 
 # --------------------------------------------------------------------------- executor
@@ -31,8 +33,10 @@ class Executor(Protocol):
     """Where code runs: the user's kernel, in-process or through jupyter_client.
 
     ``on_output`` is called with a copy of the outputs so far each time the cell produces one, while it
-    runs. An executor with ``inline = True`` runs cells in the caller's thread (the magic's, in the user's
-    own process); the others may be called from a worker thread."""
+    runs. Every member is declared here; ``ExecutorBase`` gives the optional ones their defaults."""
+
+    inline: bool  # cells run in the caller's thread (the magic's, in the user's own process); else any thread
+    can_restart: bool  # ``restart`` can start a fresh kernel in place of a dead one
 
     def execute(self, code: str, timeout: float | None = None,
                 on_output: Callable[[list[dict[str, Any]]], None] | None = None) -> ExecutionResult: ...
@@ -40,6 +44,32 @@ class Executor(Protocol):
     def interrupt(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def restart_and_replay(self, sources: Sequence[str],
+                           timeout: float | None = None) -> tuple[int, ExecutionResult] | None: ...
+
+
+class ExecutorBase:
+    """The optional capabilities' defaults: a worker thread may call it, and its kernel cannot be restarted."""
+
+    inline = False
+    can_restart = False
+
+    def restart(self) -> None:
+        raise KernelDied("the kernel died and this executor cannot start a new one")
+
+    def restart_and_replay(self, sources: Sequence[str],
+                           timeout: float | None = None) -> tuple[int, ExecutionResult] | None:
+        """A fresh kernel in place of a dead one, ``sources`` run again in order: the first that fails
+        (its index and result), or None when all ran."""
+        self.restart()
+        for index, source in enumerate(sources):
+            result = self.execute(source, timeout=timeout)  # type: ignore[attr-defined]
+            if not result.ok:
+                return index, result
+        return None
 
 
 # --------------------------------------------------------------------------- backend
@@ -106,15 +136,58 @@ class AgentView:
     max_tokens: int | None = None
 
 
+class AnnouncedPlan(Protocol):
+    """A plan a backend made ahead of its turns (the offline planner's ``plan.Plan``)."""
+
+    def markdown(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """Chooses the next turn. A backend with ``streams = True`` is called with ``on_text``,
-    to which it passes narration as it arrives (the loop shows it live as MessageDelta events)."""
+    """Chooses the next turn. Every member is declared here; ``BackendBase`` gives the optional ones
+    their defaults."""
 
     name: str
     model: str
+    streams: bool  # ``next_turn`` takes ``on_text``, to which it passes narration as it arrives (MessageDelta)
+    model_written: bool  # a model writes the cells: they are untrusted, and the notebook says who wrote them
+    notice: str | None  # said once at the start of the run (a model without a known price, say)
+    plan: AnnouncedPlan | None  # the plan it works to, when it plans ahead (shown in the notebook)
+    repairs: Sequence[dict[str, Any]]  # its repair log, {"cell", "rule", "error", "fix"}, growing as rules fire
+    fixes: Sequence[dict[str, Any]]  # the judges' findings it fixed
 
-    def next_turn(self, view: AgentView) -> ModelTurn: ...
+    def next_turn(self, view: AgentView, on_text: Callable[[str], None] | None = None) -> ModelTurn: ...
+
+
+class BackendBase:
+    """The optional capabilities' defaults: a model that answers whole, plans nothing ahead, repairs nothing."""
+
+    streams = False
+    model_written = True
+    notice: str | None = None
+    plan: AnnouncedPlan | None = None
+    repairs: Sequence[dict[str, Any]] = ()
+    fixes: Sequence[dict[str, Any]] = ()
+
+
+@runtime_checkable
+class ReportsLaunchRefusal(Protocol):
+    """A kernel manager whose launcher may refuse to start the kernel, and says why (isolation/sandbox.py)."""
+
+    def launch_refusal(self) -> str | None: ...
+
+
+def require(implementation: object, protocol: type) -> None:
+    """Refuse, naming what is missing, an object that lacks a member ``protocol`` declares."""
+    declared = {*protocol.__annotations__, *(name for name, value in vars(protocol).items()
+                                            if callable(value) and not name.startswith("_"))}
+    missing = sorted(name for name in declared if not hasattr(implementation, name))
+    if missing:
+        raise TypeError(f"{type(implementation).__name__} does not satisfy {protocol.__name__}: it lacks "
+                        f"{', '.join(missing)} (declared in jupyter_medagent/contracts/protocols.py; inherit "
+                        f"{protocol.__name__}Base for the optional ones' defaults)")
 
 
 # --------------------------------------------------------------------------- judge
