@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.judge.findings import PITFALL_KINDS
+from jupyter_medagent.contracts.findings import PITFALL_KINDS
 
 ACDC_LABELS = {1: "RV", 2: "MYO", 3: "LV"}
 MATRIX = 128  # in-plane voxels

@@ -16,15 +16,12 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from jupyter_medagent.contracts.findings import fixable, listed_in_fixes
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.training import TrainingConfig, plan_training
 
 TEMPLATES = resources.files(__package__).joinpath("templates")
-# Finding kinds the fixes cell repairs or handles; anything else excludes the label.
-FIXABLE = {"orientation_flip", "axis_permutation", "label_convention", "spacing_mismatch", "intensity_scale",
-           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation",
-           "leakage", "lossy_mask"}
 
 
 class PlanFailed(Exception):
@@ -33,19 +30,17 @@ class PlanFailed(Exception):
 
 @dataclass
 class Preferences:
-    """What a user may fix in advance (``offline:steps=900,dims=3``); everything left None is derived."""
+    """What a user may fix in advance for any recipe (``offline:dims=3,device=cpu``); everything left None is derived.
 
-    steps: int | None = None
-    batch_size: int | None = None
+    ``settings`` holds values for the chosen recipe's own settings and its analyses' (``offline:steps=900``), by
+    name: each recipe reads the ones its Settings dataclass declares (see ``plan.recipes.option_types``).
+    """
+
     dims: int | None = None  # 2 or 3
     device: str | None = None  # cuda, mps or cpu
     seed: int = 0
     test_fraction: float = 0.3
-    dice_bar: float = 0.90
-    ef_bar: float = 3.0  # largest mean EF error (points) against reference labels on held-out patients
-    accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
-    epochs: int = 30  # classification training epochs
-    auroc_bar: float = 0.80  # mean AUROC over the findings on held-out pictures, for multi-label classification
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,13 +60,15 @@ class Plan:
     data: dict[str, Any]  # the data fingerprint values the plan was derived from
     compute: ComputeFingerprint
     preferences: Preferences
+    settings: Any = None  # the recipe's own settings (its Settings dataclass)
+    analyses: dict[str, Any] = field(default_factory=dict)  # add-on analyses the plan takes: name -> their settings
     anatomy: str | None = None
     structures: dict[int, str] = field(default_factory=dict)
     convention: str | None = None
     measures: list[str] = field(default_factory=list)
     normalisation: str = ""  # "zscore per image" or "CT foreground window"
     training: TrainingConfig | None = None
-    quality_bar: dict[str, list] = field(default_factory=dict)  # metric -> [op, threshold]
+    quality_bar: dict[str, list] = field(default_factory=dict)  # metric -> [op, threshold], from the recipe's settings
     steps: list[Step] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # template parameters
     fixes: list[dict[str, Any]] = field(default_factory=list)  # findings the fixes cell handles
@@ -198,9 +195,9 @@ def fix_entries(findings: list[dict]) -> tuple[str, list[dict]]:
     """The fixes cell's list of (case, kind, evidence) as code, and the log of findings handled."""
     entries, handled = [], []
     for f in findings:
-        if f["severity"] == "info" or f["kind"] == "unreadable":
-            continue  # unreadable files never enter the analysis (load_cases skips them)
-        kind = f["kind"] if f["kind"] in FIXABLE else "exclude"
+        if not listed_in_fixes(f):
+            continue  # a notice, or handled elsewhere (unreadable files never enter the analysis: load_cases skips them)
+        kind = f["kind"] if fixable(f["kind"]) else "exclude"
         evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping", "duplicate_of")}
         entries.append((f["case"], kind, evidence))
         handled.append({"case": f["case"], "finding": f["kind"], "message": f["message"]})
@@ -236,7 +233,8 @@ def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint,
     recipe, reason = choose_recipe(intent, card, compute, convention, preferences)
     data = {k: card.get(k) for k in ("n_cases", "n_labelled", "n_patients", "modality", "median_spacing", "median_shape",
                                      "anisotropy", "label_values", "classes", "layout")}
-    plan = Plan(recipe.name, [reason], data, compute, preferences)
+    settings = recipe.settings(preferences)
+    plan = Plan(recipe.name, [reason], data, compute, preferences, settings, quality_bar=recipe.quality_bar(settings))
     fixes, plan.fixes = fix_entries(list(findings))
     plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
                    "test_fraction": preferences.test_fraction, "postprocess": "",
