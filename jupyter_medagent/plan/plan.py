@@ -18,6 +18,7 @@ from typing import Any
 
 from jupyter_medagent.contracts.findings import fixable, listed_in_fixes
 from jupyter_medagent.plan.compute import ComputeFingerprint
+from jupyter_medagent.plan.imports import import_block, split_needs
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.training import TrainingConfig, plan_training
 
@@ -79,10 +80,15 @@ class Plan:
         return next(s for s in self.steps if s.name == name)
 
     def source(self, step: Step | str) -> str:
-        """A cell's code: its template with the plan's parameters."""
+        """A cell's code: its template with the plan's parameters. The set-up cell imports what every cell of the
+        plan declares it needs (``# needs:`` lines, see plan/imports.py)."""
         step = self.step(step) if isinstance(step, str) else step
-        text = TEMPLATES.joinpath(f"{step.template}.py.tmpl").read_text()
-        return Template(text).substitute(self.params).rstrip() + "\n"
+        _, text = split_needs(_template(step.template))
+        params = self.params
+        if step.name == "setup":
+            needs = [n for s in self.steps if s.tool == "cell" for n in split_needs(_template(s.template))[0]]
+            params = {**params, "imports": import_block(needs)}
+        return Template(text).substitute(params).rstrip() + "\n"
 
     def outline(self) -> list[str]:
         """The plan as short steps for a person (the Plan event)."""
@@ -182,6 +188,10 @@ class Plan:
             self.params["amp"] = "False"
             return change, ["setup", "data"]
         return None
+
+
+def _template(name: str) -> str:
+    return TEMPLATES.joinpath(f"{name}.py.tmpl").read_text()
 
 
 def training_params(training: TrainingConfig) -> dict[str, Any]:

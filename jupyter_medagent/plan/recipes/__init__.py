@@ -32,6 +32,7 @@ class Recipe:
     name = ""
     templates = ""  # this recipe's folder under plan/templates
     Settings: type = NoSettings  # what a user may set for this recipe (a dataclass with defaults)
+    trains = True  # trains a network: the set-up cell also fixes the seeds and picks the device
 
     def settings(self, preferences: Preferences) -> Any:
         """This recipe's settings: the defaults, with the values the user gave (``preferences.settings``)."""
@@ -72,7 +73,8 @@ class Recipe:
                                 "orientation (RAS) without interpolation and check the pairs once more.")
         steps = [
             self.cell("setup", "", "Set up: libraries, the data folder, the machine this notebook runs on (GPU or CPU) "
-                      "and fixed random seeds, so every re-run gives the same numbers.", "common/setup"),
+                      "and fixed random seeds, so every re-run gives the same numbers.", "common/setup_training")
+            if self.trains else self.cell("setup", "", "Set up: libraries and the data folder.", "common/setup"),
             self.cell("datacard", "Describe the data (data card)", "The data card: every case with its size, voxel "
                       "spacing, orientation, intensity range and label values.", "common/datacard"),
             self.cell("quality_checks", f"Run the quality checks ({n} finding(s) so far)", "Quality checks that need no "

@@ -17,6 +17,7 @@ from jupyter_medagent.plan.recipes import Recipe, register, targets
 class Measurement(Recipe):
     name = "measurement"
     templates = "measurement"
+    trains = False
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
