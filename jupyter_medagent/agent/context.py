@@ -13,6 +13,8 @@ import re
 from jupyter_medagent.agent.protocols import Observation, Step
 
 KEEP_VERBATIM = 8  # most recent steps passed whole (text, images, data)
+# The latest reply's results are ones the model has not seen yet: all of them stay whole, up to this many.
+LATEST_TURN_VERBATIM = 32
 SUMMARY_CHARS = 160
 CELL_TOOLS = ("add_cell", "edit_cell", "run_cell", "render")  # calls whose result is a cell's run
 CELL_LINE = re.compile(r"cell (\w+) (?:ran|FAILED)\b")  # how a cell's result begins (Toolbox._observe)
@@ -44,13 +46,24 @@ def compact(step: Step) -> Step:
     if step.call.name in PINNED_TOOLS:
         return Step(step.call, Observation(step.observation.text, is_error=step.observation.is_error), step.turn)
     call = step.call
-    if call.name in ("add_cell", "edit_cell"):  # the source as it was is stale: show_cell has the current one
-        call = type(call)(call.name, {k: v for k, v in call.arguments.items() if k != "source"}, call.id)
+    if call.name in ("add_cell", "edit_cell") and "source" in call.arguments:
+        # The source as it was is stale: show_cell has the current one. Say so, so that the call does not
+        # read as one made without a source.
+        arguments = {k: v for k, v in call.arguments.items() if k != "source"}
+        lines = len(str(call.arguments["source"]).splitlines())
+        arguments["source_elided"] = f"{lines} lines; show_cell has it"
+        call = type(call)(call.name, arguments, call.id)
     return Step(call, Observation(one_line(step), is_error=step.observation.is_error), step.turn)
 
 
 def compact_history(history: list[Step], keep: int = KEEP_VERBATIM) -> list[Step]:
     """Older steps shrink to a marked one-line observation without images or data (the data card and the
-    recipe stay whole, without images); the last ``keep`` stay whole."""
-    cut = max(0, len(history) - keep)
+    recipe stay whole, without images); the last ``keep`` stay whole, and so does every result of the
+    latest reply however many calls it made (up to LATEST_TURN_VERBATIM)."""
+    latest = history[-1].turn if history else None
+    in_latest = 0
+    if latest is not None:
+        while in_latest < len(history) and history[-1 - in_latest].turn == latest:
+            in_latest += 1
+    cut = max(0, len(history) - max(keep, min(in_latest, LATEST_TURN_VERBATIM)))
     return [compact(s) for s in history[:cut]] + list(history[cut:])

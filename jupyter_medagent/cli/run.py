@@ -205,6 +205,7 @@ def demo_checks(manifest: dict, summary: dict, backend) -> dict:
         "pitfalls_planted": len(planted),
         "pitfalls_handled": len(planted & handled),
         "pitfalls_missed": sorted(f"{c}:{k}" for c, k in planted - handled),
+        "patients": len(manifest["patients"]),
     }
 
 
@@ -221,5 +222,6 @@ def _report(summary: dict, as_json: bool) -> None:
     if "demo" in summary:
         demo = summary["demo"]
         print(f"Against the phantom's truth: EF error {demo['ef_abs_error_vs_truth']} points; pitfalls handled "
-              f"{demo['pitfalls_handled']}/{demo['pitfalls_planted']}")
+              f"{demo['pitfalls_handled']}/{demo['pitfalls_planted']}; clinical measures for "
+              f"{summary['metrics'].get('patients_reported', 0)} of {demo['patients']} patients")
     print(f"Notebook: {summary['notebook']} (verified by re-running it: {summary['verified']})")

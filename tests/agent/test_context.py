@@ -28,6 +28,17 @@ def test_order_and_outcome_of_older_steps_survive():
     assert view[2].observation.is_error and "ERROR cell c2 FAILED" in view[2].observation.text
     assert view[0].observation.images == [] and "source" not in view[0].call.arguments
     assert view[0].call.arguments["note"] == "step 0"
+    assert "show_cell" in view[0].call.arguments["source_elided"]  # the call says its source was elided
+
+
+def test_every_result_of_the_latest_reply_reaches_the_model_whole():
+    """A reply that made 14 calls sees all 14 results next turn, not only the last KEEP_VERBATIM of them."""
+    earlier = [Step(s.call, s.observation, turn=1) for s in map(_step, range(10))]
+    latest = [Step(s.call, s.observation, turn=2) for s in map(_step, range(10, 24))]
+    view = compact_history(earlier + latest)
+    assert [s.observation for s in view[10:]] == [s.observation for s in latest]
+    assert all(s.observation.text.startswith("[elided]") for s in view[:10])
+    assert len(latest) > KEEP_VERBATIM
 
 
 def test_elided_steps_say_so_and_where_the_current_cells_are():

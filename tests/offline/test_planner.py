@@ -380,6 +380,8 @@ def test_demo_end_to_end_meets_the_bar(tmp_path):
     assert summary["dice_mean"] >= 0.90 and min(summary["dice"].values()) >= 0.85
     assert summary["ef_abs_error"] <= 3.0 and summary["demo"]["ef_abs_error_vs_truth"] <= 3.0
     assert summary["demo"]["pitfalls_handled"] == summary["demo"]["pitfalls_planted"] == 14
+    # Every patient has a row, also those whose training label was excluded as a pitfall (measured on the network's).
+    assert summary["metrics"]["patients_reported"] == summary["demo"]["patients"]
     notebook = json.loads((tmp_path / "cardiac_demo.ipynb").read_text())
     text = "\n".join("".join(c["source"]) for c in notebook["cells"])
     assert "label flipped back onto the anatomy" in json.dumps(notebook)  # the fix table, in plain words
