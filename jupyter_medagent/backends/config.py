@@ -77,12 +77,10 @@ def make_judges(selector: str | None = None, config: dict[str, Any] | None = Non
 
 
 def _offline(selector: str, options: str) -> Backend:
-    import dataclasses
-
     from jupyter_medagent.backends.offline import OfflineBackend
-    from jupyter_medagent.plan import Preferences
+    from jupyter_medagent.plan.recipes import option_types, preferences_from
 
-    fields = {f.name: f.type for f in dataclasses.fields(Preferences)}  # annotations as text, e.g. "int | None"
+    fields = option_types()  # annotations as text, e.g. "int | None"
     values = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
@@ -93,7 +91,7 @@ def _offline(selector: str, options: str) -> Backend:
             values[key] = kind(value)
         except ValueError:
             raise ConfigError(f"offline backend option {key}={value!r} in {selector!r} is not a {kind.__name__}") from None
-    return OfflineBackend(Preferences(**values))
+    return OfflineBackend(preferences_from(values))
 
 
 def _model_client(kind: str, rest: str, selector: str, config: dict[str, Any]):

@@ -498,6 +498,6 @@ def build_data_card(folder) -> DataCard:
 
 
 def _unreadable_cine(cine, exc: DataError):
-    from jupyter_medagent.judge.findings import Finding
+    from jupyter_medagent.contracts.findings import Finding
 
     return Finding(cine.patient_id, "unreadable", "error", str(exc), {"path": cine.source.path})

@@ -1,6 +1,6 @@
 """Judges: the quantitative checks (always) and a vision-language judge (when configured)."""
 
-from jupyter_medagent.judge.findings import FINDING_KINDS, PITFALL_KINDS, Finding
+from jupyter_medagent.contracts.findings import FINDING_KINDS, PITFALL_KINDS, Finding
 from jupyter_medagent.judge.quantitative import (
     check_dataset,
     check_pair,

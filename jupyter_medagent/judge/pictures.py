@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from jupyter_medagent.judge.findings import Finding
+from jupyter_medagent.contracts.findings import Finding
 
 IMBALANCE_RATIO = 2.0  # the largest class at least twice the smallest: weight the classes
 VALIDATION_MIN_CASES = 10

@@ -19,7 +19,7 @@ from jupyter_medagent.contracts.mime import FINDINGS_MIME
 from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging.conventions import CONVENTIONS
 from jupyter_medagent.imaging.volume import Volume
-from jupyter_medagent.judge.findings import Finding
+from jupyter_medagent.contracts.findings import Finding
 
 # A flipped/permuted label must explain this much more of the image's variance to be flagged.
 FIT_MARGIN_ABS = 0.04

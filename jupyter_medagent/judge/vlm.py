@@ -10,9 +10,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from jupyter_medagent.contracts.findings import FINDING_KINDS, KINDS
 from jupyter_medagent.contracts.protocols import JudgeVerdict
 from jupyter_medagent.imaging.render import downsample
-from jupyter_medagent.judge.findings import FINDING_KINDS
 
 RUBRICS = ("alignment", "orientation", "plausibility", "artefacts")
 MAX_IMAGES = 4
@@ -71,9 +71,10 @@ class VLMJudge:
             message = str(item.get("message") or "")
             if kind not in FINDING_KINDS:
                 message, kind = f"({kind}) {message}", "implausible_anatomy"
+            severity = item.get("severity")
             findings.append({"case": str(item.get("case") or "montage"), "kind": kind, "message": message,
-                             "severity": item.get("severity") if item.get("severity") in ("info", "warning", "error")
-                             else "warning", "evidence": {"judge": "vlm"}})
+                             "severity": severity if severity in ("info", "warning", "error") else KINDS[kind].severity,
+                             "evidence": {"judge": "vlm"}})
         try:
             confidence = min(1.0, max(0.0, float(answer["confidence"]))) if "confidence" in answer else None
         except (TypeError, ValueError):

@@ -10,27 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jupyter_medagent.contracts.findings import fix_action, fix_done
 from jupyter_medagent.imaging.datacard import DataCard, load_pair
 from jupyter_medagent.imaging.orientation import aligned_to, reorient
 from jupyter_medagent.imaging.volume import Volume
-
-# What each finding kind does to a case, in words for the notebook's fix table.
-FIX_ACTIONS = {
-    "orientation_flip": "label flipped back onto the anatomy",
-    "axis_permutation": "label axes swapped back",
-    "label_convention": "label values remapped to the data set's convention",
-    "spacing_mismatch": "label given the image's geometry (arrays match voxel for voxel)",
-    "intensity_scale": "kept: per-image z-score normalisation removes the scale",
-    "interpolated_labels": "label excluded: linear interpolation eroded its boundaries; image still segmented",
-    "empty_label": "label excluded: it is empty; image still segmented",
-    "stray_labels": "label excluded: unexpected label values",
-    "geometry_mismatch": "label excluded: it does not describe the image's voxels",
-    "unreadable": "case excluded: the file cannot be read",
-    "exclude": "label excluded: the quality checks still flag it after repair",
-    "leakage": "kept with its duplicate, on one side of the split (never held out against itself)",
-    "lossy_mask": "mask thresholded at half its maximum on reading",
-}
-
 
 @dataclass
 class Case:
@@ -71,37 +54,39 @@ def fix_case(case: Case, kind: str, evidence: dict) -> str:
 
     Args:
         case: the Case (from load_cases) the finding names.
-        kind: the finding's kind. Repaired: orientation_flip (evidence "flip_axis"), axis_permutation
-            ("permute"), label_convention ("mapping": {old: new}), spacing_mismatch (the label takes the
-            image's affine). Kept as it is: intensity_scale (per-image normalisation removes it). Dropped,
-            not repaired: interpolated_labels, empty_label, stray_labels, geometry_mismatch and exclude set
+        kind: the finding's kind; its fix is the one the finding-kinds table (contracts/findings.py) names.
+            Repaired: orientation_flip (evidence "flip_axis"), axis_permutation ("permute"), label_convention
+            ("mapping": {old: new}), spacing_mismatch (the label takes the image's affine). Kept as it is:
+            intensity_scale (per-image normalisation removes it), lossy_mask (thresholded on reading). Dropped,
+            not repaired: interpolated_labels, empty_label, stray_labels, geometry_mismatch and "exclude" set
             ``case.label`` to None and record why in ``case.excluded_label`` (the image is still segmented,
-            so the patient still gets a measurement from the network).
+            so the patient still gets a measurement from the network). leakage: the case follows its duplicate
+            ("duplicate_of") in any split.
         evidence: the finding's evidence dict, as check_pair/check_dataset reported it.
 
     Returns:
         what was done, in words, for the fix table; ValueError for a kind with no known fix.
     """
-    label = case.label
-    if kind == "orientation_flip":
+    action, label = fix_action(kind), case.label
+    if action == "flip_label":
         label.array = np.flip(label.array, axis=int(evidence["flip_axis"])).copy()
-    elif kind == "axis_permutation":
+    elif action == "permute_label":
         label.array = np.transpose(label.array, evidence["permute"]).copy()
-    elif kind == "label_convention":
+    elif action == "remap_label":
         source = np.rint(label.array).astype(np.int16)
         remapped = source.copy()
         for old, new in evidence["mapping"].items():
             remapped[source == int(old)] = int(new)
         label.array = remapped
-    elif kind == "spacing_mismatch":
+    elif action == "take_image_geometry":
         label.affine = case.image.affine.copy()
-    elif kind in ("interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "exclude"):
-        case.label, case.excluded_label = None, FIX_ACTIONS[kind]
-    elif kind == "leakage":
+    elif action == "exclude_label":
+        case.label, case.excluded_label = None, fix_done(kind)
+    elif action == "follow_duplicate":
         case.duplicate_of = evidence["duplicate_of"]
-    elif kind not in ("intensity_scale", "lossy_mask"):
+    elif action != "keep":  # None: the table names no fix the fixes cell makes
         raise ValueError(f"no fix known for finding kind {kind!r}")
-    return FIX_ACTIONS[kind]
+    return fix_done(kind)
 
 
 def reorient_cases(cases: dict[str, Case], axcodes=("R", "A", "S")) -> None:

@@ -19,7 +19,8 @@ def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint,
     recipe, reason = choose_recipe(intent, card, compute, convention, preferences)
     data = {k: card.get(k) for k in ("n_cases", "n_labelled", "n_patients", "modality", "median_spacing", "median_shape",
                                      "anisotropy", "label_values", "classes", "layout")}
-    plan = Plan(recipe.name, [reason], data, compute, preferences)
+    settings = recipe.settings(preferences)
+    plan = Plan(recipe.name, [reason], data, compute, preferences, settings, quality_bar=recipe.quality_bar(settings))
     fixes, plan.fixes = fix_entries(list(findings))
     plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
                    "test_fraction": preferences.test_fraction, "postprocess": "",

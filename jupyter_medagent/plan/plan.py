@@ -16,14 +16,12 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from jupyter_medagent.contracts.findings import fixable, listed_in_fixes
 from jupyter_medagent.plan.compute import ComputeFingerprint
+from jupyter_medagent.plan.imports import import_block, split_needs
 from jupyter_medagent.plan.training import TrainingConfig, plan_training
 
 TEMPLATES = resources.files(__package__).joinpath("templates")
-# Finding kinds the fixes cell repairs or handles; anything else excludes the label.
-FIXABLE = {"orientation_flip", "axis_permutation", "label_convention", "spacing_mismatch", "intensity_scale",
-           "interpolated_labels", "empty_label", "stray_labels", "geometry_mismatch", "aligned_by_reorientation",
-           "leakage", "lossy_mask"}
 
 
 class PlanFailed(Exception):
@@ -32,19 +30,17 @@ class PlanFailed(Exception):
 
 @dataclass
 class Preferences:
-    """What a user may fix in advance (``offline:steps=900,dims=3``); everything left None is derived."""
+    """What a user may fix in advance for any recipe (``offline:dims=3,device=cpu``); everything left None is derived.
 
-    steps: int | None = None
-    batch_size: int | None = None
+    ``settings`` holds values for the chosen recipe's own settings and its analyses' (``offline:steps=900``), by
+    name: each recipe reads the ones its Settings dataclass declares (see ``plan.recipes.option_types``).
+    """
+
     dims: int | None = None  # 2 or 3
     device: str | None = None  # cuda, mps or cpu
     seed: int = 0
     test_fraction: float = 0.3
-    dice_bar: float = 0.90
-    ef_bar: float = 3.0  # largest mean EF error (points) against reference labels on held-out patients
-    accuracy_bar: float = 0.85  # balanced accuracy on held-out patients, for classification
-    epochs: int = 30  # classification training epochs
-    auroc_bar: float = 0.80  # mean AUROC over the findings on held-out pictures, for multi-label classification
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,13 +60,15 @@ class Plan:
     data: dict[str, Any]  # the data fingerprint values the plan was derived from
     compute: ComputeFingerprint
     preferences: Preferences
+    settings: Any = None  # the recipe's own settings (its Settings dataclass)
+    analyses: dict[str, Any] = field(default_factory=dict)  # add-on analyses the plan takes: name -> their settings
     anatomy: str | None = None
     structures: dict[int, str] = field(default_factory=dict)
     convention: str | None = None
     measures: list[str] = field(default_factory=list)
     normalisation: str = ""  # "zscore per image" or "CT foreground window"
     training: TrainingConfig | None = None
-    quality_bar: dict[str, list] = field(default_factory=dict)  # metric -> [op, threshold]
+    quality_bar: dict[str, list] = field(default_factory=dict)  # metric -> [op, threshold], from the recipe's settings
     steps: list[Step] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # template parameters
     fixes: list[dict[str, Any]] = field(default_factory=list)  # findings the fixes cell handles
@@ -81,10 +79,15 @@ class Plan:
         return next(s for s in self.steps if s.name == name)
 
     def source(self, step: Step | str) -> str:
-        """A cell's code: its template with the plan's parameters."""
+        """A cell's code: its template with the plan's parameters. The set-up cell imports what every cell of the
+        plan declares it needs (``# needs:`` lines, see plan/imports.py)."""
         step = self.step(step) if isinstance(step, str) else step
-        text = TEMPLATES.joinpath(f"{step.template}.py.tmpl").read_text()
-        return Template(text).substitute(self.params).rstrip() + "\n"
+        _, text = split_needs(_template(step.template))
+        params = self.params
+        if step.name == "setup":
+            needs = [n for s in self.steps if s.tool == "cell" for n in split_needs(_template(s.template))[0]]
+            params = {**params, "imports": import_block(needs)}
+        return Template(text).substitute(params).rstrip() + "\n"
 
     def outline(self) -> list[str]:
         """The plan as short steps for a person (the Plan event)."""
@@ -186,6 +189,10 @@ class Plan:
         return None
 
 
+def _template(name: str) -> str:
+    return TEMPLATES.joinpath(f"{name}.py.tmpl").read_text()
+
+
 def training_params(training: TrainingConfig) -> dict[str, Any]:
     return {"dims": training.dims, "channels": tuple(training.network["channels"]),
             "strides": tuple(training.network["strides"]), "res_units": training.network["res_units"],
@@ -197,9 +204,9 @@ def fix_entries(findings: list[dict]) -> tuple[str, list[dict]]:
     """The fixes cell's list of (case, kind, evidence) as code, and the log of findings handled."""
     entries, handled = [], []
     for f in findings:
-        if f["severity"] == "info" or f["kind"] == "unreadable":
-            continue  # unreadable files never enter the analysis (load_cases skips them)
-        kind = f["kind"] if f["kind"] in FIXABLE else "exclude"
+        if not listed_in_fixes(f):
+            continue  # a notice, or handled elsewhere (unreadable files never enter the analysis: load_cases skips them)
+        kind = f["kind"] if fixable(f["kind"]) else "exclude"
         evidence = {k: v for k, v in f.get("evidence", {}).items() if k in ("flip_axis", "permute", "mapping", "duplicate_of")}
         entries.append((f["case"], kind, evidence))
         handled.append({"case": f["case"], "finding": f["kind"], "message": f["message"]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.judge.findings import PITFALL_KINDS
+from jupyter_medagent.contracts.findings import PITFALL_KINDS
 
 # ACDC (1 RV, 2 MYO, 3 LV) -> M&Ms (1 LV, 2 MYO, 3 RV): the RV and LV values swap.
 ACDC_TO_MNMS = {1: 3, 2: 2, 3: 1}

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from jupyter_medagent.imaging import dice_per_label, ejection_fraction, load_volume, volumes_ml
+from jupyter_medagent.contracts.findings import PITFALL_KINDS
 from jupyter_medagent.synth.replicas import synth_cardiac
-from jupyter_medagent.judge.findings import PITFALL_KINDS
 
 
 def test_deterministic_for_a_seed(tmp_path):

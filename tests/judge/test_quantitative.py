@@ -4,7 +4,7 @@ from scipy import ndimage
 
 from jupyter_medagent.imaging import Volume, build_data_card, load_volume
 from jupyter_medagent.judge import check_dataset, check_pair, check_prediction, detect_convention, verdict_of
-from jupyter_medagent.judge.findings import PITFALL_KINDS, Finding
+from jupyter_medagent.contracts.findings import PITFALL_KINDS, Finding
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_modality_decides_the_normalisation():
 
 
 def test_preferences_override_what_the_plan_derives():
-    plan = plan_for(ORDINARY, compute=H100, preferences=Preferences(steps=120, device="cpu"))
+    plan = plan_for(ORDINARY, compute=H100, preferences=Preferences(device="cpu", settings={"steps": 120}))
     assert plan.training.steps == 120 and plan.training.device == "cpu" and plan.training.precision == "fp32"
     forced = plan_for("segment the spheres", ISOTROPIC_CARD, LAPTOP, convention=None, preferences=Preferences(dims=3))
     assert forced.recipe == "segmentation_3d" and forced.training.network["channels"] == [8, 16, 32, 64]
@@ -166,7 +166,8 @@ def test_preferences_override_what_the_plan_derives():
 
 def test_backend_selector():
     backend = make_backend("offline:steps=10,batch_size=4,dims=3,device=cpu")
-    assert (backend.preferences.steps, backend.preferences.batch_size, backend.preferences.dims) == (10, 4, 3)
+    settings = backend.preferences.settings
+    assert (settings["steps"], settings["batch_size"], backend.preferences.dims) == (10, 4, 3)
     assert backend.preferences.device == "cpu"
     with pytest.raises(ConfigError, match="unknown backend"):
         make_backend("gpt-5")
@@ -287,7 +288,7 @@ def test_out_of_memory_shrinks_the_batch_then_moves_to_the_cpu_and_the_notebook_
 
 
 def test_out_of_memory_on_the_cpu_with_the_smallest_batch_ends_plainly():
-    planner = Planner(_view(), Preferences(batch_size=2), [])
+    planner = Planner(_view(), Preferences(settings={"batch_size": 2}), [])
     finish = Driver(planner, answers(oom_until=99)).run()
     assert finish.arguments["status"] == "failed"
     assert "CUDA out of memory" in finish.arguments["summary"] and "nothing left to change" in finish.arguments["summary"]

@@ -59,7 +59,7 @@ class Discovery:
     entries: list[Entry] = field(default_factory=list)
     cines: list[Cine] = field(default_factory=list)
     patients: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-identifying metadata per patient
-    findings: list[Any] = field(default_factory=list)  # judge.findings.Finding, about the layout itself
+    findings: list[Any] = field(default_factory=list)  # contracts.findings.Finding, about the layout itself
     label_names: dict[int, str] = field(default_factory=dict)  # as the data set names its label values
     convention: str | None = None  # a label convention the layout defines (M&Ms: "mnms")
     modality: str | None = None  # as the data set states it (dataset.json, BIDS sidecars, DICOM)
@@ -71,7 +71,7 @@ class Discovery:
 
 
 def finding(case: str, message: str, path: Path | str, severity: str = "error"):
-    from jupyter_medagent.judge.findings import Finding
+    from jupyter_medagent.contracts.findings import Finding
 
     return Finding(case, "damaged_layout", severity, message, {"path": str(path)})
 

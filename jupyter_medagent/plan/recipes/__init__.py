@@ -1,5 +1,6 @@
-"""The recipe registry. A recipe says when it applies, fills in a Plan (configuration and ordered steps,
-from its own templates under plan/templates/), reviews what its steps returned, and judges the outcome.
+"""The recipe registry. A recipe says when it applies, declares its own settings (a dataclass, ``Settings``) and
+its quality bar, fills in a Plan (configuration and ordered steps, from its own templates under plan/templates/,
+plus the add-on analyses of plan/analyses/ that apply), reviews what its steps returned, and judges the outcome.
 A new kind of task is a new module here, registered with ``@register``; nothing else changes.
 
 Recipes are tried in registration order; the first that applies is used.
@@ -12,9 +13,9 @@ from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import PlanFailed, Preferences
 # Importing a recipe module registers it; registration order is priority order.
 from jupyter_medagent.plan.recipes import classification, measurement, segmentation  # noqa: F401
-from jupyter_medagent.plan.recipes.base import RECIPES, Recipe, recipe_named
+from jupyter_medagent.plan.recipes.base import RECIPES, Recipe, option_types, preferences_from, recipe_named
 
-__all__ = ["Recipe", "choose_recipe", "recipe_named"]
+__all__ = ["RECIPES", "Recipe", "choose_recipe", "option_types", "preferences_from", "recipe_named"]
 
 
 def choose_recipe(intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,

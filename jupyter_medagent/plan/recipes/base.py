@@ -1,18 +1,18 @@
-"""What every recipe is: the Recipe base class, the registry it joins with ``@register``, and the targets
-(anatomy, structures, measures) that recipes read from the request and the data's labels."""
+"""What every recipe is: the Recipe base class (its own settings dataclass, quality bar, steps), the registry it
+joins with ``@register``, the options a user may give the planner, and the targets (anatomy, structures,
+measures) that recipes read from the request and the data's labels."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from jupyter_medagent.contracts.findings import KINDS
 from jupyter_medagent.imaging.conventions import ANATOMY, structures_of
 from jupyter_medagent.plan.compute import ComputeFingerprint
+from jupyter_medagent.plan.analyses import ANALYSES, NoSettings, settings_from
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences, Step
-
-# Findings after which the repaired data is shown (the fix is visible in a picture).
-SHOWN_FIXES = ("orientation_flip", "axis_permutation", "label_convention", "aligned_by_reorientation")
 
 
 @dataclass
@@ -27,6 +27,16 @@ class Review:
 class Recipe:
     name = ""
     templates = ""  # this recipe's folder under plan/templates
+    Settings: type = NoSettings  # what a user may set for this recipe (a dataclass with defaults)
+    trains = True  # trains a network: the set-up cell also fixes the seeds and picks the device
+
+    def settings(self, preferences: Preferences) -> Any:
+        """This recipe's settings: the defaults, with the values the user gave (``preferences.settings``)."""
+        return settings_from(self.Settings, preferences)
+
+    def quality_bar(self, settings: Any) -> dict[str, list]:
+        """What the outcome must reach to count as solved: {metric: [op, threshold]}."""
+        return {}
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
@@ -63,7 +73,8 @@ class Recipe:
                                 "orientation (RAS) without interpolation and check the pairs once more.")
         steps = [
             self.cell("setup", "", "Set up: libraries, the data folder, the machine this notebook runs on (GPU or CPU) "
-                      "and fixed random seeds, so every re-run gives the same numbers.", "common/setup"),
+                      "and fixed random seeds, so every re-run gives the same numbers.", "common/setup_training")
+            if self.trains else self.cell("setup", "", "Set up: libraries and the data folder.", "common/setup"),
             self.cell("datacard", "Describe the data (data card)", "The data card: every case with its size, voxel "
                       "spacing, orientation, intensity range and label values.", "common/datacard"),
             self.cell("quality_checks", f"Run the quality checks ({n} finding(s) so far)", "Quality checks that need no "
@@ -72,7 +83,7 @@ class Recipe:
             Step("judge_raw", "judge", note="raw data quality"),
             self.cell("fixes", "Repair or exclude what the checks flag, then check again", fixes_note, "common/fixes"),
         ]
-        example = next((f["case"] for f in plan.fixes if f["finding"] in SHOWN_FIXES), None)
+        example = next((f["case"] for f in plan.fixes if KINDS[f["finding"]].shown_after_repair), None)
         if example:
             steps.append(Step("render_repaired", "render", note=f"{example} after repair",
                               args={"image": f"cases[{example!r}].image", "label": f"cases[{example!r}].label",
@@ -91,6 +102,23 @@ def register(recipe_class: type[Recipe]) -> type[Recipe]:
 
 def recipe_named(name: str) -> Recipe:
     return next(r for r in RECIPES if r.name == name)
+
+
+def option_types() -> dict[str, str]:
+    """Every option a user may give the offline planner (``offline:KEY=VALUE,...``) with its type as written
+    ("int | None"): the Preferences every recipe reads, then each recipe's and each analysis's settings."""
+    types = {f.name: f.type for f in fields(Preferences) if f.name != "settings"}
+    for owner in [*RECIPES, *ANALYSES]:
+        types.update({f.name: f.type for f in fields(owner.Settings)})
+    return types
+
+
+def preferences_from(values: dict[str, Any]) -> Preferences:
+    """Preferences from options by name (as ``option_types`` lists them): the shared ones as fields, the rest as
+    settings for the recipe and analyses that declare them."""
+    shared = {f.name for f in fields(Preferences)} - {"settings"}
+    return Preferences(**{k: v for k, v in values.items() if k in shared},
+                       settings={k: v for k, v in values.items() if k not in shared})
 
 
 def targets(intent: Intent, card: dict, convention: str | None) -> tuple[str | None, dict[int, str], list[str]]:

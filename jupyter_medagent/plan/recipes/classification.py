@@ -4,6 +4,7 @@ balanced accuracy on held-out patients."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,18 @@ MAX_SIDE = 64  # volumes are resized to at most 64 voxels a side: enough for a l
 MAX_SIDE_2D_GPU = 224  # pictures: the input size of ImageNet-era CNNs on a GPU
 MAX_SIDE_2D_CPU = 128  # and what a CPU trains in minutes
 BATCH = 16
+
+
+@dataclass
+class ClassificationSettings:
+    epochs: int = 30  # training epochs
+    accuracy_bar: float = 0.85  # smallest balanced accuracy on held-out patients
+
+
+@dataclass
+class MultiLabelSettings:
+    epochs: int = 30  # training epochs
+    auroc_bar: float = 0.80  # smallest mean AUROC over the findings on held-out pictures
 
 
 def _classification_asked(intent: Intent, card: dict) -> bool:
@@ -34,6 +47,10 @@ class Classification2D(Recipe):
 
     name = "classification_2d"
     templates = "classification_2d"
+    Settings = ClassificationSettings
+
+    def quality_bar(self, settings: ClassificationSettings) -> dict[str, list]:
+        return {"balanced_accuracy": [">=", settings.accuracy_bar]}
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
@@ -47,10 +64,9 @@ class Classification2D(Recipe):
                 f" ({', '.join(card['classes'])}): {network} (MONAI) on whole pictures")
 
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:
-        prefs = plan.preferences
+        settings = plan.settings
         classes = list(card["classes"])
         plan.structures = dict(enumerate(classes))
-        plan.quality_bar = {"balanced_accuracy": [">=", prefs.accuracy_bar]}
         size, channels = self.picture_params(plan, card, out_channels="len(CLASSES)")
         plan.params.update(classes=repr(classes))
         plan.steps = self.data_steps(plan) + [
@@ -60,8 +76,8 @@ class Classification2D(Recipe):
                       "again from the training patients."),
             Step("render_scan", "render", note="a held-out picture, as stored",
                  args={"image": "test_cases[0].image", "title": "a held-out picture, as stored"}),
-            self.cell("train", f"Train a 2D DenseNet ({prefs.epochs} epochs)", f"Train a 2D DenseNet (MONAI) on "
-                      f"{size} x {size} pictures ({'RGB' if channels == 3 else 'grayscale'}) for {prefs.epochs} epochs, "
+            self.cell("train", f"Train a 2D DenseNet ({settings.epochs} epochs)", f"Train a 2D DenseNet (MONAI) on "
+                      f"{size} x {size} pictures ({'RGB' if channels == 3 else 'grayscale'}) for {settings.epochs} epochs, "
                       "classes weighted by the inverse of their frequency, with small random rotations, zooms and "
                       "shifts; the epoch with the best validation balanced accuracy is kept."),
             self.cell("evaluate", "Evaluate on held-out pictures", "Classify the held-out pictures: balanced "
@@ -72,7 +88,7 @@ class Classification2D(Recipe):
         """Input size, channels, network and validation for pictures, into ``plan.params``; (size, channels)."""
         from jupyter_medagent.judge.pictures import VALIDATION_MIN_CASES, VALIDATION_MIN_FRACTION
 
-        prefs = plan.preferences
+        settings = plan.settings
         gpu = plan.compute.has_gpu
         sides = [max(c["shape"][:2]) for c in card["cases"] if c.get("shape")]
         size = int(min(MAX_SIDE_2D_GPU if gpu else MAX_SIDE_2D_CPU, np.median(sides)))
@@ -85,7 +101,7 @@ class Classification2D(Recipe):
                    f"DenseNet(spatial_dims=2, in_channels=CHANNELS, out_channels={out_channels}, init_features=16, "
                    "growth_rate=8, block_config=(2, 3, 4))  # DenseNet121's design, small enough for a CPU")
         plan.normalisation = "z-score per picture and channel, then resized with its aspect kept and padded square"
-        plan.params.update(epochs=prefs.epochs, batch_size=BATCH, size=size, channels=channels,
+        plan.params.update(epochs=settings.epochs, batch_size=BATCH, size=size, channels=channels,
                            channels_note="grayscale" if channels == 1 else "RGB" + (
                                "; the grayscale pictures among them are repeated to three channels"
                                if len(channels_seen) > 1 else ""),
@@ -96,7 +112,7 @@ class Classification2D(Recipe):
         return size, channels
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
-        balanced, bar = metrics.get("balanced_accuracy", 0.0), plan.preferences.accuracy_bar
+        balanced, bar = metrics.get("balanced_accuracy", 0.0), plan.settings.accuracy_bar
         summary = (f"Trained a 2D DenseNet classifier; on held-out pictures the balanced accuracy is {balanced:.3f} "
                    f"(AUROC {metrics.get('auroc', float('nan')):.3f}, accuracy {metrics.get('accuracy', 0.0):.3f}).")
         if balanced >= bar:
@@ -111,6 +127,10 @@ class MultiLabel2D(Classification2D):
 
     name = "multilabel_2d"
     templates = "classification_multilabel"
+    Settings = MultiLabelSettings
+
+    def quality_bar(self, settings: MultiLabelSettings) -> dict[str, list]:
+        return {"auroc_mean": [">=", settings.auroc_bar]}
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
@@ -122,10 +142,9 @@ class MultiLabel2D(Classification2D):
                 f"{', ...' if len(findings) > 6 else ''}): a 2D DenseNet (MONAI) with one output per finding")
 
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:
-        prefs = plan.preferences
+        settings = plan.settings
         findings = list(card["multi_labels"])
         plan.structures = dict(enumerate(findings))
-        plan.quality_bar = {"auroc_mean": [">=", prefs.auroc_bar]}
         size, channels = self.picture_params(plan, card, out_channels="len(FINDINGS)")
         plan.params.update(findings=repr(findings))
         plan.steps = self.data_steps(plan) + [
@@ -134,8 +153,8 @@ class MultiLabel2D(Classification2D):
                       "test split is kept as given."),
             Step("render_scan", "render", note="a held-out picture, as stored",
                  args={"image": "test_cases[0].image", "title": "a held-out picture, as stored"}),
-            self.cell("train", f"Train a multi-label 2D DenseNet ({prefs.epochs} epochs)", f"Train a 2D DenseNet "
-                      f"(MONAI) with one sigmoid output per finding on {size} x {size} pictures for {prefs.epochs} "
+            self.cell("train", f"Train a multi-label 2D DenseNet ({settings.epochs} epochs)", f"Train a 2D DenseNet "
+                      f"(MONAI) with one sigmoid output per finding on {size} x {size} pictures for {settings.epochs} "
                       "epochs; each finding's positives weighted by its rarity; the epoch with the best validation mean "
                       "AUROC is kept."),
             self.cell("evaluate", "Evaluate AUROC per finding on held-out pictures", "Score the held-out pictures: "
@@ -143,7 +162,7 @@ class MultiLabel2D(Classification2D):
         ]
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
-        mean, bar = metrics.get("auroc_mean", 0.0), plan.preferences.auroc_bar
+        mean, bar = metrics.get("auroc_mean", 0.0), plan.settings.auroc_bar
         per = ", ".join(f"{name} {metrics[f'auroc_{name}']:.3f}" for name in plan.structures.values()
                         if f"auroc_{name}" in metrics)
         summary = f"Trained a multi-label 2D DenseNet; on held-out pictures the mean AUROC is {mean:.3f} ({per})."
@@ -156,6 +175,10 @@ class MultiLabel2D(Classification2D):
 class Classification(Recipe):
     name = "classification"
     templates = "classification"
+    Settings = ClassificationSettings
+
+    def quality_bar(self, settings: ClassificationSettings) -> dict[str, list]:
+        return {"balanced_accuracy": [">=", settings.accuracy_bar]}
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
@@ -169,12 +192,11 @@ class Classification(Recipe):
                 "volumes")
 
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:
-        prefs = plan.preferences
+        settings = plan.settings
         plan.structures = dict(enumerate(card["classes"]))
-        plan.quality_bar = {"balanced_accuracy": [">=", prefs.accuracy_bar]}
         plan.normalisation = "z-score per image, then resized to one common shape"
         shapes = [c["shape"][:3] for c in card["cases"] if c.get("shape")]
-        plan.params.update(classes=repr(list(card["classes"])), epochs=prefs.epochs, batch_size=BATCH,
+        plan.params.update(classes=repr(list(card["classes"])), epochs=settings.epochs, batch_size=BATCH,
                            shape=tuple(int(min(MAX_SIDE, max(s[i] for s in shapes))) for i in range(3)),
                            convention_arg="", structures=repr(plan.structures))
         plan.steps = self.data_steps(plan) + [
@@ -182,15 +204,15 @@ class Classification(Recipe):
                       "held-out set; the class of each scan is its sub-folder."),
             Step("render_scan", "render", note="a held-out scan, as the network sees it",
                  args={"image": "test_cases[0].image", "title": "a held-out scan, as the network sees it"}),
-            self.cell("train", f"Train a 3D CNN classifier ({prefs.epochs} epochs)", "Train a small 3D CNN (MONAI "
-                      f"convolution blocks, global max pooling) on whole volumes for {prefs.epochs} epochs; each volume "
+            self.cell("train", f"Train a 3D CNN classifier ({settings.epochs} epochs)", "Train a small 3D CNN (MONAI "
+                      f"convolution blocks, global max pooling) on whole volumes for {settings.epochs} epochs; each volume "
                       "z-scored on its own."),
             self.cell("evaluate", "Evaluate accuracy per class on held-out patients", "Classify the held-out patients: "
                       "accuracy and recall per class."),
         ]
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
-        balanced, bar = metrics.get("balanced_accuracy", 0.0), plan.preferences.accuracy_bar
+        balanced, bar = metrics.get("balanced_accuracy", 0.0), plan.settings.accuracy_bar
         summary = (f"Trained a 3D CNN classifier; on held-out patients the balanced accuracy is {balanced:.3f} "
                    f"(accuracy {metrics.get('accuracy', 0.0):.3f}).")
         if balanced >= bar:

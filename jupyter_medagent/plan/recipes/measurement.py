@@ -1,10 +1,12 @@
-"""Measurement recipe: volumes (and the ejection fraction for the heart) straight from the given labels,
-after the quality checks have repaired or excluded what cannot be trusted. No model is trained."""
+"""Measurement recipe: volumes straight from the given labels, after the quality checks have repaired or excluded
+what cannot be trusted, and what the analyses that apply measure from labels (the heart's ejection fraction).
+No model is trained."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from jupyter_medagent.plan.analyses import take_analyses
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences
@@ -15,6 +17,7 @@ from jupyter_medagent.plan.recipes.base import Recipe, register, targets
 class Measurement(Recipe):
     name = "measurement"
     templates = "measurement"
+    trains = False
 
     def applies(self, intent: Intent, card: dict, compute: ComputeFingerprint, convention: str | None,
                 preferences: Preferences) -> str | None:
@@ -35,17 +38,12 @@ class Measurement(Recipe):
         plan.anatomy, plan.structures, plan.measures = targets(intent, card, convention)
         plan.convention = convention if plan.anatomy else None
         plan.params.update(structures=repr(plan.structures),
-                           convention_arg=f", convention={plan.convention!r}" if plan.convention else "",
-                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0),
-                           myo_value=next((v for v, n in plan.structures.items() if n == "MYO"), 0))
+                           convention_arg=f", convention={plan.convention!r}" if plan.convention else "")
+        analyses = take_analyses(plan, card, predicts=False)
         plan.steps = self.data_steps(plan) + [
             self.cell("volumes", "Measure volumes per structure from the labels", "Volume of each structure in every "
                       "case, from the repaired labels (voxel count x voxel volume)."),
-        ]
-        if "ef" in plan.measures and plan.convention:
-            plan.steps.append(self.cell("ejection_fraction", "Compute LV volumes and ejection fraction per patient",
-                                        "Ejection fraction per patient: end-diastole is the frame with the larger LV "
-                                        "cavity, end-systole the smaller."))
+        ] + [step for analysis in analyses for step in analysis.label_measures(plan, card)]
 
     def outcome(self, plan: Plan, metrics: dict[str, Any]) -> tuple[str, str]:
         if not metrics.get("cases_measured"):

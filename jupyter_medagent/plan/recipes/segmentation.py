@@ -1,15 +1,17 @@
 """Segmentation recipes: a 3D full-resolution UNet for near-isotropic data on a GPU, a 2D UNet on in-plane
 slices otherwise (thick slices, or a CPU). Both normalise by modality, split by patient, train, predict
-whole volumes with a sliding window, score held-out patients, look at the predictions and, for the
-heart, check the anatomy and measure the ejection fraction."""
+whole volumes with a sliding window, score held-out patients and look at the predictions; the analyses that
+apply (plan/analyses/: the heart's ejection fraction) add their checks and measures."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from jupyter_medagent.contracts.task import unmet_criteria
+from jupyter_medagent.plan.analyses import analysis_named, take_analyses
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences, Step, training_params
@@ -21,9 +23,20 @@ MIN_GPU_GB_3D = 6.0  # free GPU memory below which a 3D full-resolution network 
 CT_AIR_HU = -500.0  # a 0.5th intensity percentile below this is air in Hounsfield units
 
 
+@dataclass
+class SegmentationSettings:
+    steps: int | None = None  # training steps (derived from the data and the machine when None)
+    batch_size: int | None = None
+    dice_bar: float = 0.90  # smallest mean Dice on held-out patients
+
+
 class Segmentation(Recipe):
     templates = "segmentation"
     dims = 2
+    Settings = SegmentationSettings
+
+    def quality_bar(self, settings: SegmentationSettings) -> dict[str, list]:
+        return {"dice_mean": [">=", settings.dice_bar]}
 
     def wanted(self, intent: Intent, card: dict, convention: str | None) -> bool:
         """A segmentation request on labelled data (not a measurement of the given labels, not a classification)."""
@@ -37,12 +50,11 @@ class Segmentation(Recipe):
 
     # ------------------------------------------------------------------ the plan
     def build(self, plan: Plan, card: dict, intent: Intent, convention: str | None) -> None:
-        prefs = plan.preferences
+        prefs, settings = plan.preferences, plan.settings
         plan.anatomy, plan.structures, plan.measures = targets(intent, card, convention)
         plan.convention = convention if plan.anatomy else None
-        plan.quality_bar = {"dice_mean": [">=", prefs.dice_bar]}
         plan.training = plan_training(self.dims, card["median_shape"], plan.compute, device=prefs.device,
-                                      steps=prefs.steps, batch_size=prefs.batch_size)
+                                      steps=settings.steps, batch_size=settings.batch_size)
         ct = is_ct(card)
         pictures = is_pictures(card)
         channels_seen = {int(k): v for k, v in (card.get("channels") or {"1": 1}).items()}
@@ -55,15 +67,13 @@ class Segmentation(Recipe):
             plan.normalisation = ("CT: one Hounsfield window for every scan, from the 0.5-99.5 percentiles of the "
                                   "labelled structures in the training cases" if ct else
                                   "z-score per image (MRI intensities have no absolute unit)")
-        cardiac = plan.anatomy == "cardiac" and plan.convention is not None
         plan.params.update(training_params(plan.training), structures=repr(plan.structures),
                            n_classes=max(plan.structures) + 1,
                            convention_arg=f", convention={plan.convention!r}" if plan.convention else "",
                            convention=plan.convention or "", in_channels=in_channels,
                            channels_note="RGB" if in_channels == 3 else "grayscale",
-                           hd_unit="px" if pictures else "mm",
-                           lv_value=next((v for v, n in plan.structures.items() if n == "LV"), 0),
-                           myo_value=next((v for v, n in plan.structures.items() if n == "MYO"), 0))
+                           hd_unit="px" if pictures else "mm")
+        analyses = take_analyses(plan, card, predicts=True)
         steps = self.data_steps(plan) + [
             self.cell("split", "Split by patient into training and held-out sets", "Split by patient, never by frame "
                       "or slice, so no patient is in both the training and the held-out set."),
@@ -77,10 +87,7 @@ class Segmentation(Recipe):
                       "labels: Dice and HD95 per structure" + (" (HD95 in pixels: the pictures state no pixel size)."
                                                                if pictures else ".")),
         ]
-        if cardiac:
-            steps.append(self.cell("plausibility", "Check the predicted anatomy", "Check that every prediction is "
-                                   "anatomically plausible: a closed myocardial ring around the LV, the RV beside it, "
-                                   "no stray fragments."))
+        steps += [step for analysis in analyses for step in analysis.prediction_checks(plan, card)]
         steps += [
             Step("render_prediction", "render", "Look at predictions", "held-out case: reference (solid) vs prediction "
                  "(dashed)", args={"image": "example.image", "label": "example.label",
@@ -88,23 +95,7 @@ class Segmentation(Recipe):
                                    "title": "held-out case: reference (solid) vs prediction (dashed)"}),
             Step("judge_predictions", "judge", note="predictions"),
         ]
-        if cardiac and "ef" in plan.measures:
-            steps.append(self.cell("ejection_fraction", "Check the ejection fraction on held-out patients",
-                                   "How far the ejection fraction from the network's segmentations is from the one "
-                                   "the reference labels give, on held-out patients."))
-            cines = unlabelled_cines(card)
-            if cines:
-                steps.append(self.cell("cine_curves", f"Read the LV volume curves of {len(cines)} cine(s) without "
-                                       "labels", "Patients without reference labels: every frame of their cine is "
-                                       "segmented; the LV volume curve gives end-diastole (its peak), end-systole (its "
-                                       "dip) and the ejection fraction, the way clinical software reads a cine."))
-            steps.append(self.cell("clinical_measures", "Report EDV, ESV, SV, EF and LV mass for every patient",
-                                   "The answer, for every patient: end-diastolic and end-systolic volume, stroke "
-                                   "volume, ejection fraction and LV mass (myocardium x 1.05 g/mL), indexed to body "
-                                   "surface area where height and weight are known; the source column says where "
-                                   "each patient's numbers come from."))
-            plan.params["curves"] = ("{r.patient: r.measures for r in cine_results if r.measures}" if cines else "{}")
-            plan.quality_bar["ef_abs_error"] = ["<=", prefs.ef_bar]
+        steps += [step for analysis in analyses for step in analysis.prediction_measures(plan, card)]
         plan.steps = steps
         self.describe_training(plan)
 
@@ -131,7 +122,10 @@ class Segmentation(Recipe):
     # ------------------------------------------------------------------ while running
     def review(self, plan: Plan, step: Step, data: dict[str, Any]) -> Review | None:
         metrics = data.get("metrics", {})
-        checked = {"evaluate": ["dice_mean"], "ejection_fraction": ["ef_abs_error"]}.get(step.name, [])
+        checks = {"evaluate": ["dice_mean"]}
+        for name in plan.analyses:
+            checks.update(analysis_named(name).checks)
+        checked = checks.get(step.name, [])
         missed = unmet_criteria({k: v for k, v in plan.quality_bar.items() if k in checked}, metrics)
         if missed and not any("twice as long" in a for a in plan.adjustments):
             steps = plan.training.steps * 2
@@ -165,11 +159,7 @@ class Segmentation(Recipe):
         per = ", ".join(f"{name} {metrics.get(f'dice_{name}', float('nan')):.3f}" for name in plan.structures.values())
         summary = (f"Trained a {plan.training.dims}D UNet on {plan.training.device.upper()}; on held-out patients the "
                    f"mean Dice is {mean:.3f} ({per}).")
-        if "ef_abs_error" in metrics:
-            summary += f" Ejection fraction differs from the reference labels by {metrics['ef_abs_error']:.1f} points on average."
-        if "patients_reported" in metrics:
-            summary += (f" Volumes, ejection fraction and LV mass are reported for {metrics['patients_reported']} patients, "
-                        "each with the source of its numbers.")
+        summary += "".join(analysis_named(name).summary(plan, metrics) for name in plan.analyses)
         if plan.fixes:
             summary += (f" The quality checks found {len(plan.fixes)} problem(s) in the data; each was repaired or the "
                         "label excluded, as the fix table shows.")
@@ -177,12 +167,6 @@ class Segmentation(Recipe):
         if not missed:
             return "solved", summary
         return "failed", summary + f" The quality bar is not met: {'; '.join(missed)}."
-
-
-def unlabelled_cines(card: dict) -> list[dict]:
-    """Cines of patients none of whose cases has a label map (an ACDC test patient, say)."""
-    labelled = {c["patient_id"] for c in card.get("cases", []) if c.get("label_path")}
-    return [c for c in card.get("cines", []) if c["patient"] not in labelled]
 
 
 def is_pictures(card: dict) -> bool:
