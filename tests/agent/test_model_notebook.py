@@ -150,3 +150,41 @@ def test_a_re_run_in_a_plain_kernel_starts_no_program_and_reaches_no_network(tmp
     assert "no program" in texts[0] and "mean 2.0" in texts[1]
     assert "child exit 255" in texts[2] and not marker.exists()  # the forked child could not exec
     assert "sent" in texts[3] and accepted == []
+
+
+def test_a_re_run_in_a_plain_kernel_writes_files_only_into_the_output_folder(tmp_path):
+    """R1: a sleeper writes a .pth into site-packages with a native writer (ATen opens and mmaps the file: no
+    audit event reaches the guard); Landlock refuses it below Python, while the notebook's own writes (the
+    output folder, temp files, a saved figure) and later cells still work."""
+    from jupyter_medagent.notebook.draft import DraftCell
+    from jupyter_medagent.notebook.refine import ModelAuthor, refined_notebook
+
+    out, data, site = tmp_path / "out", tmp_path / "data", tmp_path / "site-packages"
+    for folder in (out, data, site):
+        folder.mkdir()
+    planted = site / "zz_sleeper.pth"
+    payload = "import os; open('/tmp/canary', 'w')\n"
+    cells = [
+        DraftCell("c1", "import tempfile, numpy as np, matplotlib\nmatplotlib.use('agg')\n"
+                  "import matplotlib.pyplot as plt\n"
+                  f"np.save({str(out / 'a.npy')!r}, np.arange(3))\nplt.plot([1, 2]); plt.savefig({str(out / 'p.png')!r})\n"
+                  "with tempfile.NamedTemporaryFile() as t:\n    t.write(b'x')\nprint('wrote')", "Ordinary writes.",
+                  status="ok"),
+        DraftCell("c2", f"import torch\npayload = {payload!r}.encode()\ntry:\n"
+                  f"    s = torch.UntypedStorage.from_file({str(planted)!r}, shared=True, nbytes=len(payload))\n"
+                  "    s.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8).untyped_storage())\n"
+                  "    print('planted')\nexcept RuntimeError as exc:\n    print('refused:', exc)",
+                  "A sleeper's native writer.", status="ok"),
+        DraftCell("c3", "import threading\ndef later():\n    try:\n"
+                  f"        open({str(site / 'from-thread.pth')!r}, 'w')\n    except PermissionError:\n"
+                  "        print('thread refused')\nt = threading.Thread(target=later); t.start(); t.join()\n"
+                  "print(6 * 7)", "A thread's write, then an ordinary cell.", status="ok")]
+    nb = refined_notebook("Count the scans.", cells, {}, {},
+                          author=ModelAuthor("openai: test-model", str(out), str(data)))
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells if c.cell_type == "code"]
+    assert not planted.exists() and list(site.iterdir()) == []
+    assert "refused:" in texts[2] and "Permission denied" in texts[2]
+    assert "Landlock" in texts[0] and "wrote" in texts[1]
+    assert (out / "a.npy").exists() and (out / "p.png").exists()
+    assert "thread refused" in texts[3] and "42" in texts[3]
