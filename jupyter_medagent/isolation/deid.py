@@ -23,7 +23,6 @@ without DICOM files has no mirror and is bound as it is.
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import hmac
 import json
@@ -32,6 +31,7 @@ import re
 import secrets
 import shutil
 import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,11 +137,11 @@ def _is_archive(path: Path) -> bool:
     if head.startswith(_ARCHIVE_MAGIC):
         return True
     if head.startswith(b"\x1f\x8b"):
-        try:
-            with gzip.open(path) as stream:
-                inner = stream.read(512)
-        except (OSError, EOFError):
-            return True  # a damaged stream: nothing shows what it holds
+        with open(path, "rb") as handle:
+            try:  # what the start of the stream holds, even where the rest is cut off
+                inner = zlib.decompressobj(wbits=31).decompress(handle.read(1 << 16), 512)
+            except zlib.error:
+                return False  # not a gzip stream after all: nothing unpacks it
         return (inner[128:132] == b"DICM" or inner[257:262] == b"ustar"
                 or (len(inner) >= 8 and int.from_bytes(inner[:2], "little") in FIRST_GROUPS))
     try:
