@@ -13,6 +13,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from jupyter_medagent.isolation.outputs import clean_bundle
 from jupyter_medagent.notebook.draft import DraftCell
 
 
@@ -52,8 +53,9 @@ def _code_cell(cell: DraftCell, with_outputs: bool):
     if cell.edited_by_user:
         meta["edited_by_user"] = True
     code = new_code_cell(cell.source, metadata={"medagent": meta})
-    if with_outputs:
-        code.outputs = [nbformat.from_dict(o) for o in cell.outputs]
+    if with_outputs:  # cleaned as the sandbox kernel's relay cleans them: the notebook may be opened anywhere
+        code.outputs = [nbformat.from_dict({**o, "data": clean_bundle(o["data"])} if isinstance(o.get("data"), dict)
+                                           else o) for o in cell.outputs]
     return code
 
 

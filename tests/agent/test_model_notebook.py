@@ -188,3 +188,29 @@ def test_a_re_run_in_a_plain_kernel_writes_files_only_into_the_output_folder(tmp
     assert "Landlock" in texts[0] and "wrote" in texts[1]
     assert (out / "a.npy").exists() and (out / "p.png").exists()
     assert "thread refused" in texts[3] and "42" in texts[3]
+
+
+def test_the_refined_notebook_stores_no_output_that_makes_the_browser_fetch(tmp_path):
+    """R4: opening the refined notebook in JupyterLab (untrusted: Lab's sanitizer keeps remote images) sent
+    the Jupyter login cookie to a listener on 127.0.0.1 through an <img> and a Markdown image a model cell
+    displayed; stored outputs are cleaned as the sandbox relay cleans them, medagent's own images stay."""
+    from jupyter_medagent.notebook.draft import DraftCell
+    from jupyter_medagent.notebook.refine import ModelAuthor, refined_notebook
+
+    beacon = "http://127.0.0.1:46991/beacon"
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    outputs = [{"output_type": "display_data", "metadata": {},
+                "data": {"text/html": f'<img src="{beacon}-html" width=1><b>kept</b>', "text/plain": "<HTML>"}},
+               {"output_type": "display_data", "metadata": {},
+                "data": {"text/markdown": f"![m]({beacon}-markdown) **kept**", "text/plain": "<Markdown>"}},
+               {"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<Figure>"}},
+               {"output_type": "stream", "name": "stdout", "text": "mean 2.0\n"}]
+    cell = DraftCell("c1", "show()", "A step.", status="ok", outputs=outputs)
+    nb = refined_notebook("Count the scans.", [cell], {}, {}, author=ModelAuthor("openai: m", str(tmp_path)))
+    path = tmp_path / "refined.ipynb"
+    nbformat.write(nb, path)
+    stored = path.read_text()
+    assert "127.0.0.1:46991" not in stored
+    shown = next(c for c in nbformat.read(path, as_version=4).cells if c.get("outputs")).outputs
+    assert "<b>kept</b>" in shown[0]["data"]["text/html"] and "<strong>kept</strong>" in shown[1]["data"]["text/markdown"]
+    assert shown[2]["data"]["image/png"] == png and shown[3]["text"] == "mean 2.0\n"
