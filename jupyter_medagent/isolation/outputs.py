@@ -117,6 +117,12 @@ def clean_bundle(data: dict) -> dict:
     return kept
 
 
+def clean_outputs(outputs: list[dict]) -> list[dict]:
+    """nbformat output dicts with their MIME bundles cleaned: what a page shows of a model cell's outputs
+    outside the sandbox relay (the stored notebook, the timeline and the mirrored cells of a run)."""
+    return [{**o, "data": clean_bundle(o["data"])} if isinstance(o.get("data"), dict) else o for o in outputs]
+
+
 def clean_content(msg_type: str, content: dict) -> dict | None:
     """The message's content made inert, or None to drop the message."""
     if msg_type in DROPPED_MESSAGES:

@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from jupyter_medagent.isolation.outputs import clean_bundle
+from jupyter_medagent.isolation.outputs import clean_outputs
 from jupyter_medagent.notebook.draft import DraftCell
 
 
@@ -54,8 +54,7 @@ def _code_cell(cell: DraftCell, with_outputs: bool):
         meta["edited_by_user"] = True
     code = new_code_cell(cell.source, metadata={"medagent": meta})
     if with_outputs:  # cleaned as the sandbox kernel's relay cleans them: the notebook may be opened anywhere
-        code.outputs = [nbformat.from_dict({**o, "data": clean_bundle(o["data"])} if isinstance(o.get("data"), dict)
-                                           else o) for o in cell.outputs]
+        code.outputs = [nbformat.from_dict(o) for o in clean_outputs(cell.outputs)]
     return code
 
 

@@ -214,3 +214,25 @@ def test_the_refined_notebook_stores_no_output_that_makes_the_browser_fetch(tmp_
     shown = next(c for c in nbformat.read(path, as_version=4).cells if c.get("outputs")).outputs
     assert "<b>kept</b>" in shown[0]["data"]["text/html"] and "<strong>kept</strong>" in shown[1]["data"]["text/markdown"]
     assert shown[2]["data"]["image/png"] == png and shown[3]["text"] == "mean 2.0\n"
+
+
+def test_a_runs_events_carry_no_output_that_makes_the_browser_fetch(project):
+    """R4: the timeline and the mirrored cells render a model cell's outputs from the run's events, in the
+    user's page: they carry them cleaned (the agent itself still reads the cell's outputs as they were)."""
+    project_dir, data = project
+    beacon = "http://127.0.0.1:46991/beacon"
+    cell = ("from IPython.display import HTML, Markdown, display\n"
+            f"display(HTML('<img src=\"{beacon}-html\"><b>kept</b>'))\ndisplay(Markdown('![m]({beacon}-md)'))")
+    script = [("add_cell", {"source": cell, "note": "Show it."}), ("finish", {"status": "solved", "summary": "done"})]
+    server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
+    options = RunOptions("Count the scans.", str(data), project_dir, "refined.ipynb",
+                         f"openai:test-model@{server.url}/v1", safety="off")
+    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    try:
+        events = [event.to_json() for event in agent.run()]
+    finally:
+        agent.executor.close()
+        server.close()
+    executed = [e for e in events if e["kind"] in ("cell_executed", "cell_output")]
+    assert executed and "<b>kept</b>" in str(executed[-1]["outputs"])
+    assert [e["kind"] for e in events if beacon in str(e)] == ["cell_written"]  # the code, shown as text
