@@ -111,7 +111,8 @@ def replace_terms(text: str, terms: set[str], pseudonym) -> str:
     whole word below (a 3-letter name would otherwise match inside ordinary words)."""
     for term in sorted(terms, key=len, reverse=True):
         pattern = re.escape(term) if len(term) >= 4 else rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9])"
-        text = re.sub(pattern, lambda _match: pseudonym(term), text, flags=re.I)
+        replacement = pseudonym(term).replace("\\", "\\\\")  # a literal, not a template
+        text = re.sub(pattern, replacement, text, flags=re.I)
     return text
 
 
