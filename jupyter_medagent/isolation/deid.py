@@ -7,7 +7,7 @@ file, so a SEG still references its series) and have their private tags removed;
 hard link to the original (or, across filesystems, bound read-only over an empty placeholder); a DICOM
 file that cannot be read is left out of the view. Free-text attributes that the basic profile of PS3.15
 removes and dicognito keeps (StudyDescription, ImageComments, PatientComments, ...) are removed, at any depth;
-SeriesDescription and ProtocolName, which the analysis reads, stay with the patient's name parts replaced.
+SeriesDescription and ProtocolName, which tell a series' kind (cine, short axis), stay with the patient's name parts replaced.
 Folder and file names that hold a PatientID, AccessionNumber or a part of the PatientName of a DICOM file in
 the data (as PACS exports name them) show a pseudonym in their place, the same for the same value in every
 build. Archives (zip, tar, 7z, compressed tars or DICOM) are left out, with a note in their place saying to
@@ -87,7 +87,7 @@ FREE_TEXT_TAGS = ("StudyDescription", "ImageComments", "PatientComments", "Reque
                   "RequestedProcedureComments", "ImagingServiceRequestComments", "InterpretationText",
                   "TextValue", "CommentsOnThePerformedProcedureStep", "VisitComments",
                   "DischargeDiagnosisDescription", "ServiceEpisodeDescription")
-# Free text the analysis reads (the series' kind): kept with the patient's name parts replaced.
+# Free text that tells a series' kind (cine, short axis): kept with the patient's name parts replaced.
 SCRUBBED_TAGS = ("SeriesDescription", "ProtocolName")
 # Where a PACS export names folders and files by the patient.
 NAMING_TAGS = ("PatientID", "AccessionNumber", "PatientName", "OtherPatientIDs")
