@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from jupyter_medagent.cli.run import DEMO_REQUEST
-from jupyter_medagent.imaging.phantom import synth_cardiac
+from jupyter_medagent.synth.replicas import synth_cardiac
 
 
 def measured(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:

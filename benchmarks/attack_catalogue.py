@@ -146,18 +146,17 @@ def run_catalogue(entries: list[Entry], world, canary: Canary, *, isolation: str
     from jupyter_medagent.safety import safety_for
     from jupyter_medagent.session import plan_isolation
     from jupyter_medagent.isolation import KernelLimits
+    from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
 
     plan = plan_isolation("guard" if isolation == "user" else isolation, Path(world["@OUT@"]), world["@DATA@"],
                           KernelLimits.default())
     check, _ = safety_for("enforce" if gate else "off", output_dir=world["@OUT@"], cwd=world["@OUT@"],
                           data_dir=world["@DATA@"])
     if isolation == "user":  # a plain ipykernel, as the user's own: the guard is all there is
-        from jupyter_medagent.kernel import KernelClientExecutor
-
         executor = KernelClientExecutor(cwd=world["@OUT@"], guard=plan.guard_policy())
         plan.mode = "user's own"
     else:
-        executor = plan.new_kernel_executor()
+        executor = new_kernel_executor(plan)
     rows = []
     try:
         for entry in entries:
@@ -271,12 +270,13 @@ def model_session(world, script, *, request: str, notebook: str):
     """One agent run driven by a scripted local OpenAI-compatible server; returns (finished, payloads)."""
     from tests.backends.wire import WireServer, openai_reply
 
+    from jupyter_medagent.kernel import new_kernel_executor
     from jupyter_medagent.session import RunOptions, build_agent
 
     server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
     options = RunOptions(request, world["@DATA@"], Path(world["@OUTSIDE@"]), notebook,
                          f"openai:test-model@{server.url}/v1", safety="enforce")
-    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    agent = build_agent(options, new_kernel_executor)
     finished = None
     try:
         for event in agent.run():

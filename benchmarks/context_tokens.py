@@ -20,12 +20,12 @@ from pathlib import Path
 from jupyter_medagent.agent.context import compact_history
 from jupyter_medagent.agent.loop import Agent, load_system_prompt
 from jupyter_medagent.agent.protocols import AgentView
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.agent.tools import load_tool_schemas
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.anthropic_api import AnthropicBackend
 from jupyter_medagent.backends.conversation import estimate_tokens
-from jupyter_medagent.imaging.phantom import synth_cardiac
+from jupyter_medagent.synth.replicas import synth_cardiac
 from jupyter_medagent.kernel import KernelClientExecutor
 
 STEPS = 48

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jupyter_medagent.bench.data import lesions, spheres
-from jupyter_medagent.cli.run import execute
-from jupyter_medagent.session import RunOptions
+from jupyter_medagent.session import RunOptions, run_session
 
 
 def spheres_baseline(data: Path, test_cases: set[str], seconds: float) -> float:
@@ -115,7 +114,7 @@ def _classified(summary: dict) -> list[dict]:
 
 
 def main() -> None:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args()
@@ -123,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spheres(tmp / "spheres")
-        summary, _ = execute(RunOptions("Segment the spheres in these volumes.", str(tmp / "spheres"),
+        summary, _ = run_session(RunOptions("Segment the spheres in these volumes.", str(tmp / "spheres"),
                                         notebook=str(tmp / "spheres.ipynb")), quiet=True)
         baseline = spheres_baseline(tmp / "spheres", held_out(summary), summary["time_split"]["training_seconds"])
         rows.append(("spheres 3D (MONAI synthetic)", summary["status"], f"Dice {summary['dice_mean']:.3f}",
@@ -131,7 +130,7 @@ def main() -> None:
 
         cardiac = tmp / "cardiac"
         manifest = synth_cardiac(cardiac, cases=12, seed=1, pitfalls="all")
-        summary, _ = execute(RunOptions("Compute the LV volumes and ejection fraction of each patient from the given labels.",
+        summary, _ = run_session(RunOptions("Compute the LV volumes and ejection fraction of each patient from the given labels.",
                                         str(cardiac), notebook=str(tmp / "measure.ipynb")), quiet=True)
         truth = {p: v["lv_ef_percent"] for p, v in manifest["patients"].items()}
         measured = summary["metrics"].get("ef_measured", {})
@@ -142,7 +141,7 @@ def main() -> None:
                      f"EF error {agent_err:.2f} points on {len(measured)} patients",
                      f"raw files, no checks: EF error {naive_err:.2f} points on {len(naive)} patients"))
         lesions(tmp / "lesions")
-        summary, _ = execute(RunOptions("Classify these scans: which ones show a lesion?", str(tmp / "lesions"),
+        summary, _ = run_session(RunOptions("Classify these scans: which ones show a lesion?", str(tmp / "lesions"),
                                         notebook=str(tmp / "classify.ipynb")), quiet=True)
         test_cases = {c["case"] for c in _classified(summary)}
         rows.append(("classification (lesion vs normal)", summary["status"],

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from jupyter_medagent.isolation import KernelIsolation
-from jupyter_medagent.kernel import KernelClientExecutor
+from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
 
 # The demo's network and batch: a MONAI 2D UNet (16-32-64-128) on 16 slices of 128 x 128, Dice + CE.
 TRAIN = """
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="overhead-"))
     kinds = {"plain kernel": lambda: KernelClientExecutor(cwd=out),
-             "sandbox + guard": lambda: KernelIsolation("sandbox", out).new_kernel_executor()}
+             "sandbox + guard": lambda: new_kernel_executor(KernelIsolation("sandbox", out))}
     figures: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     for _ in range(args.rounds):
         for name, make in kinds.items():

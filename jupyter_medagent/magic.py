@@ -31,9 +31,10 @@ from IPython.display import HTML, display
 
 from jupyter_medagent.agent.approval import ask_on_console
 from jupyter_medagent.agent.narrate import describe
+from jupyter_medagent.contracts.options import add_arguments, from_arguments, usage
+from jupyter_medagent.contracts.mime import RUN_MIME
 
 COMM_TARGET = "jupyter_medagent.events"
-RUN_MIME = "application/vnd.medagent.run+json"
 THUMBNAIL_SIDE = 480  # pixels: what the timeline keeps of a rendered montage once the run is over
 LOG_EVERY_S = 1.0  # the plain-text log (front ends without the extension) is refreshed at most this often
 TRANSIENT = ("cell_output", "progress", "message_delta")  # live-only events, not kept in the finished timeline
@@ -42,19 +43,9 @@ TRANSIENT = ("cell_output", "progress", "message_delta")  # live-only events, no
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="%%medagent", add_help=False)
     parser.add_argument("--data")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--vlm-judge", default=None)
-    parser.add_argument("--max-cost", type=float, default=None)
-    parser.add_argument("--max-steps", type=int, default=80)
-    parser.add_argument("--approve", action="store_true", help="same as --safety approve")
-    parser.add_argument("--safety", default=None, choices=("enforce", "approve", "off"))
-    parser.add_argument("--isolation", default="auto", choices=("auto", "sandbox", "guard", "off"),
-                        help="the runtime guard in this kernel (off: none) and how the verification re-run's kernel "
-                             "is isolated (auto: sandboxed where bubblewrap works)")
-    parser.add_argument("--cell-timeout", type=float, default=None)
-    parser.add_argument("--no-verify", action="store_true",
-                        help="skip re-running the refined notebook; it is then marked 'not verified'")
     parser.add_argument("--out", help="refined notebook path (default: NAME-medagent.ipynb next to this notebook)")
+    parser.add_argument("--approve", action="store_true", help="same as --safety approve")
+    add_arguments(parser)
     return parser
 
 
@@ -84,7 +75,7 @@ def default_notebook(shell) -> str:
 def kept_event(event: dict) -> dict:
     """An event as the finished timeline keeps it: rendered montages as thumbnails."""
     if event.get("kind") == "render" and event.get("png"):
-        from jupyter_medagent.backends.conversation import downsample
+        from jupyter_medagent.imaging.render import downsample
 
         small = downsample(base64.b64decode(event["png"]), THUMBNAIL_SIDE)
         return {**event, "png": base64.b64encode(small).decode("ascii")}
@@ -159,29 +150,26 @@ class RunView:
 class MedagentMagics(Magics):
     @cell_magic
     def medagent(self, line: str, cell: str):
-        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.contracts.errors import MedagentError
         from jupyter_medagent.isolation.kernelspec import in_sandbox_kernel
         from jupyter_medagent.kernel import InProcessExecutor
-        from jupyter_medagent.session import RunOptions, build_agent
+        from jupyter_medagent.session import RunSetup, build_agent
 
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
-            _say("options are --data DIR, --backend SELECTOR, --vlm-judge SELECTOR, --max-cost USD, --max-steps N, "
-                 "--approve, --safety enforce|approve|off, --isolation auto|sandbox|guard|off, --cell-timeout S, "
-                 "--no-verify, --out PATH")
+            _say(f"options are --data DIR, --out PATH, --approve, {usage()}")
             return
         if not cell.strip():
             _say("write your request in the cell body, below the %%medagent line.")
             return
         notebook = notebook_of(self.shell)
         base_dir = notebook.parent if notebook else Path.cwd()
-        options = RunOptions(cell, args.data, base_dir, args.out, args.backend, args.vlm_judge, args.max_steps,
-                             args.max_cost, "approve" if args.approve else args.safety, isolation=args.isolation,
-                             cell_timeout=args.cell_timeout, reexecute=not args.no_verify)
         view: RunView | None = None
         try:
-            agent = build_agent(options, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
+            options = from_arguments(args, **({"safety": "approve"} if args.approve else {}))
+            setup = RunSetup(cell, args.data, base_dir, args.out, options)
+            agent = build_agent(setup, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
                                 approver=ask_on_console, user_kernel=True, user_kernel_sandboxed=in_sandbox_kernel(),
                                 default_notebook=default_notebook(self.shell), on_live=lambda e: view.add(e))
         except MedagentError as exc:

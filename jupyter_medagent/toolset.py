@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
 
@@ -116,19 +116,11 @@ def _scrubbed(answer: Answer, redactor: Redactor) -> Answer:
 
 
 # ---------------------------------------------------------------------- the tools
-def inspection_text(card, findings: list[dict[str, Any]], convention: str | None) -> str:
-    """The data card, the label convention and the quality findings as a model reads them, fenced: file names and
-    header fields are the data's words, not the user's."""
-    lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
-             "", f"Quality findings: {len(findings)}"]
-    lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
-    return quote_untrusted("\n".join(lines), "data card")
-
-
 def inspect_data(folder: str) -> Answer:
     """Describe a folder of medical images (NIfTI, DICOM series, nnU-Net/MSD/ACDC/M&Ms layouts): every case's
     shape, spacing, orientation and labels, the cardiac label convention, and the quality findings (flipped or
     swapped labels, misaligned pairs, empty masks, intensity-scale mixes), as text and as JSON."""
+    from jupyter_medagent.agent.tools import inspection_text
     from jupyter_medagent.imaging.datacard import build_data_card
     from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
 
@@ -227,9 +219,9 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
     and runs the notebook's cells in a sandboxed kernel, judges the results, repairs what fails and re-runs the
     notebook top to bottom. Answers the outcome, the headline numbers and the refined notebook's path
     (default: next to the data folder, named after it). Takes minutes when it trains a model."""
-    from jupyter_medagent.agent.headline import headline_text
-    from jupyter_medagent.cli.run import execute
-    from jupyter_medagent.session import RunOptions
+    from jupyter_medagent.contracts.options import RunOptions
+    from jupyter_medagent.notebook.headline import headline_text
+    from jupyter_medagent.session import RunSetup, run_session
 
     root = confine(folder, "data folder")
     if notebook is None:
@@ -241,7 +233,8 @@ def solve(request: str, folder: str, notebook: str | None = None) -> Answer:
         raise MedagentError(f"notebook {notebook!r} must end in .ipynb")
     if not target.parent.is_dir():
         raise MedagentError(f"notebook {notebook!r}: its folder {target.parent} does not exist")
-    summary, _ = execute(RunOptions(request, str(root), target.parent, str(target), backend="offline"), quiet=True)
+    summary, _ = run_session(RunSetup(request, str(root), target.parent, str(target), RunOptions(backend="offline")),
+                         quiet=True)
     lines = [f"Status: {summary['status']} — {summary['reason']}", f"Verified: {summary['verified']}",
              f"Notebook: {summary['notebook']}"]
     if summary.get("headline"):

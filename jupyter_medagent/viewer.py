@@ -34,7 +34,7 @@ def _as_file(item: Any, role: str) -> str:
     """A path NiiVue can load: existing files pass through; Volumes and arrays are written to a temp NIfTI."""
     import numpy as np
 
-    from jupyter_medagent.errors import DataError
+    from jupyter_medagent.contracts.errors import DataError
     from jupyter_medagent.imaging.io import load_volume, save_volume
     from jupyter_medagent.imaging.volume import Volume
 

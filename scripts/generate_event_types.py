@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from jupyter_medagent.agent import events as events_module
+from jupyter_medagent.contracts import events as events_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "labextension" / "src" / "events.generated.ts"

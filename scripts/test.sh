@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite, as CI runs it: lint (ruff, eslint, prettier, stylelint), the sidebar's Jest tests, then pytest
+# The full test suite, as CI runs it: lint (ruff, eslint, prettier, stylelint), the layer contracts
+# (import-linter, pyproject.toml), the sidebar's Jest tests, then pytest
 # (server, browser and all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,5 +8,6 @@ export PATH="$PWD/.venv/bin:$PATH"  # jlpm comes with JupyterLab
 ruff check .
 # Formatting and import order are checked once the whole tree has been through `ruff format` (switch to on then).
 if [ "${RUFF_FORMAT_CHECK:-off}" = on ]; then ruff check --select I . && ruff format --check .; fi
+.venv/bin/lint-imports
 (cd labextension && jlpm install > /dev/null && jlpm lint:check && jlpm test --silent)
 .venv/bin/python -m pytest -q

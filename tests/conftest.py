@@ -18,7 +18,7 @@ def nibabel_data() -> Path:
 @pytest.fixture(scope="session")
 def phantom_all(tmp_path_factory) -> tuple[Path, dict]:
     """20 patients (40 cases) with every pitfall kind planted twice."""
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     out = tmp_path_factory.mktemp("phantom_all")
     return out, synth_cardiac(out, cases=20, seed=3, pitfalls="all")
@@ -26,7 +26,7 @@ def phantom_all(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def phantom_clean(tmp_path_factory) -> tuple[Path, dict]:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     out = tmp_path_factory.mktemp("phantom_clean")
     return out, synth_cardiac(out, cases=4, seed=11, pitfalls="none")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jupyter_medagent.agent.events import CellOutput, Event, Progress
-from jupyter_medagent.agent.protocols import PROGRESS_MIME
+from jupyter_medagent.contracts.events import CellOutput, Event, Progress
+from jupyter_medagent.contracts.mime import PROGRESS_MIME
 from jupyter_medagent.isolation.outputs import clean_outputs
 
 SNAPSHOT_EVERY_S = 0.5  # enough to look live, few enough that a chatty cell does not flood the event log

@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Generator, Iterator
 
-from jupyter_medagent.agent.budget import Budget, BudgetExceeded
+from jupyter_medagent.contracts.budget import Budget, BudgetExceeded
 from jupyter_medagent.agent.context import compact_history
-from jupyter_medagent.agent.events import Event, Finished, Message, MessageDelta, Plan, Progress, Repair, Results, Usage
-from jupyter_medagent.agent.headline import headline
+from jupyter_medagent.contracts.events import Event, Finished, Message, MessageDelta, Plan, Progress, Repair, Results, Usage
+from jupyter_medagent.notebook.headline import headline
 from jupyter_medagent.agent.protocols import (AgentView, Backend, Executor, Judge, ModelTurn, Observation, Step,
                                               TokenUsage, ToolCall)
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.agent.tools import Approver, SafetyCheck, StopRequested, Toolbox
-from jupyter_medagent.agent.vocabulary import prompt_text as metric_keys_text
-from jupyter_medagent.errors import KernelDied, MedagentError, NotebookWriteError
+from jupyter_medagent.contracts.metric_keys import prompt_text as metric_keys_text
+from jupyter_medagent.contracts.errors import KernelDied, MedagentError, NotebookWriteError
 from jupyter_medagent.judge.panel import default_judges
+from jupyter_medagent.kernel import new_kernel_manager
 from jupyter_medagent.notebook import DraftNotebook, free_path, reexecute_notebook, refined_notebook, write_notebook
 from jupyter_medagent.notebook.refine import ModelAuthor, is_guard_cell
 from jupyter_medagent.safety.quoting import quote_untrusted, unquote
@@ -381,7 +382,7 @@ class Agent:
         """The verification re-run, in a worker thread (nbclient takes SIGINT for itself in the main thread,
         and kills its kernel, so the run would not know the user asked it to stop), its progress shown."""
         if self.isolation:
-            manager = self.isolation.kernel_manager(armed_always=True, asynchronous=True)
+            manager = new_kernel_manager(self.isolation, armed_always=True, asynchronous=True)
         else:  # ours rather than nbclient's own, so that stop() can kill its kernel
             from jupyter_client.manager import AsyncKernelManager
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from jupyter_medagent.agent.events import (
+from jupyter_medagent.contracts.events import (
     ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Finished, Message, Plan, Progress, Render, Repair,
     Results, Usage, Verdict,
 )
-from jupyter_medagent.agent.headline import headline_text
+from jupyter_medagent.notebook.headline import headline_text
 
 VERIFIED = {"yes": "re-ran and reproduced its numbers", "no": "did NOT re-run cleanly",
             "not reproduced": "re-ran but did NOT reproduce its numbers", "skipped": "NOT verified: re-run skipped",

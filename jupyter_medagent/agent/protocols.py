@@ -11,13 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from collections.abc import Callable
 
-# Cells report structured results through these MIME types in their display
-# data, so the loop reads findings and metrics without parsing printed text.
-FINDINGS_MIME = "application/vnd.medagent.findings+json"
-METRICS_MIME = "application/vnd.medagent.metrics+json"
-COMPUTE_MIME = "application/vnd.medagent.compute+json"  # the kernel's machine (plan.compute.ComputeFingerprint)
-PROGRESS_MIME = "application/vnd.medagent.progress+json"  # a long loop's progress (pipelines/progress.py)
-
 
 # --------------------------------------------------------------------------- executor
 @dataclass

@@ -15,9 +15,10 @@ import re
 from functools import lru_cache
 from typing import Any
 
-# What a run's backend may see: none, the toolkit reference, or the reference and the planner's plan.
-SKILL_TOOLS = {"none": (), "reference": ("toolkit_reference",), "all": ("toolkit_reference", "propose_recipe")}
-SKILL_LEVELS = tuple(SKILL_TOOLS)
+from jupyter_medagent.contracts.options import SKILL_LEVELS
+
+# What a run's backend may see at each of SKILL_LEVELS: none, the toolkit reference, or the reference and the plan.
+SKILL_TOOLS = dict(zip(SKILL_LEVELS, ((), ("toolkit_reference",), ("toolkit_reference", "propose_recipe"))))
 ALL_SKILL_TOOLS = SKILL_TOOLS["all"]
 # Packages whose public API generated notebooks may call; pipelines' helpers live in its sub-modules.
 TOOLKIT_PACKAGES = ("jupyter_medagent.imaging", "jupyter_medagent.judge", "jupyter_medagent.pipelines")

@@ -11,13 +11,10 @@ from importlib import resources
 from typing import Any
 from collections.abc import Callable, Generator
 
-from jupyter_medagent.agent.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
+from jupyter_medagent.contracts.events import (ApprovalRequest, CellExecuted, CellSkipped, CellWritten, Event, Render,
                                            Verdict)
 from jupyter_medagent.agent.live import LiveOutputs
 from jupyter_medagent.agent.protocols import (
-    COMPUTE_MIME,
-    FINDINGS_MIME,
-    METRICS_MIME,
     ExecutionResult,
     Executor,
     Judge,
@@ -27,8 +24,9 @@ from jupyter_medagent.agent.protocols import (
     ToolCall,
 )
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
-from jupyter_medagent.agent.task import Task
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.mime import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.task import Task
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.isolation.outputs import clean_outputs
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
@@ -36,7 +34,6 @@ from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
 from jupyter_medagent.safety.confine import confined_data_folder
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor
-from jupyter_medagent.toolset import inspection_text
 
 ToolResult = Generator[Event, None, Observation]
 # (cell_id, source, the safety gate's concerns) -> ("run"|"skip"|"edit"|"stop", source)
@@ -77,6 +74,15 @@ def _medagent_machine():
 _medagent_machine()
 del _medagent_machine
 """
+
+
+def inspection_text(card, findings: list[dict[str, Any]], convention: str | None) -> str:
+    """The data card, the label convention and the quality findings as a model reads them, fenced: file names and
+    header fields are the data's words, not the user's."""
+    lines = [card.to_text(), f"Cardiac label convention: {convention.upper() if convention else 'not cardiac'}",
+             "", f"Quality findings: {len(findings)}"]
+    lines += [f"- {f['case']}: {f['kind']} ({f['severity']}): {f['message']}" for f in findings]
+    return quote_untrusted("\n".join(lines), "data card")
 
 
 def load_tool_schemas() -> list[dict[str, Any]]:

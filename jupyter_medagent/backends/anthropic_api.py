@@ -14,7 +14,7 @@ from collections.abc import Callable
 from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, ToolCall
 from jupyter_medagent.backends.conversation import NO_CALL, estimate_tokens, exchanges, opening, progress, turn_groups
 from jupyter_medagent.backends.pricing import PriceTable
-from jupyter_medagent.errors import BackendError
+from jupyter_medagent.contracts.errors import BackendError
 
 CACHE = {"type": "ephemeral"}
 

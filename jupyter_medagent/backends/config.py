@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from jupyter_medagent.agent.protocols import Backend, Judge
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 DEFAULT_BACKEND = "offline"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

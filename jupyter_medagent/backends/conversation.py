@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_medagent.agent.protocols import AgentView, ToolCall
+from jupyter_medagent.imaging.render import downsample
 
-MAX_IMAGE_SIDE = 768  # px; a montage stays legible and costs ~500 image tokens
 
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what both APIs accept as a tool name
@@ -85,18 +85,6 @@ def turn_groups(items: list[Exchange]) -> list[list[Exchange]]:
         else:
             groups.append([exchange])
     return groups
-
-
-def downsample(png: bytes, max_side: int = MAX_IMAGE_SIDE) -> bytes:
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png))
-    if max(image.size) <= max_side:
-        return png
-    image.thumbnail((max_side, max_side))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
 
 
 def estimate_tokens(payload: Any) -> int:

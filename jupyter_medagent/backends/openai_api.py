@@ -16,7 +16,7 @@ from jupyter_medagent.agent.protocols import AgentView, ModelTurn, TokenUsage, T
 from jupyter_medagent.backends.conversation import (FENCED, NO_CALL, estimate_tokens, exchanges, opening,
                                                     parse_text_tool_call, progress, text_protocol, turn_groups)
 from jupyter_medagent.backends.pricing import PriceTable
-from jupyter_medagent.errors import BackendError
+from jupyter_medagent.contracts.errors import BackendError
 
 OPENAI_URL = "https://api.openai.com/v1"
 

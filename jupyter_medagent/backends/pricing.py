@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jupyter_medagent.agent.budget import BudgetExceeded
+from jupyter_medagent.contracts.budget import BudgetExceeded
 from jupyter_medagent.agent.protocols import AgentView, TokenUsage
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 FIELDS = ("input", "output", "cache_write", "cache_read")  # USD per million tokens
 

@@ -26,9 +26,9 @@ def maker(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, An
 @maker
 def cardiac_phantom(out: Path, cases: int = 8, seed: int = 0, pitfalls: str | list[str] = "none",
                     layout: str = "nnunet", frames: int = 0) -> dict[str, Any]:
-    """The synthetic short-axis cine phantom (imaging/phantom.py); truth: each patient's EF, every case and
+    """The synthetic short-axis cine phantom (synth/phantom.py); truth: each patient's EF, every case and
     the pitfalls planted per case."""
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     manifest = synth_cardiac(out, cases=cases, seed=seed, pitfalls=pitfalls, layout=layout, frames=frames)
     (out / "manifest.json").unlink()  # the phantom's answer key: the truth returned here is all that is kept
@@ -158,8 +158,8 @@ def ct_vertebra(out: Path, patients: int = 8, slices: int = 8, seed: int = 0, ra
 @maker
 def chest_xray(out: Path, per_class: int = 16, size: int = 64, seed: int = 0, pitfalls: str | list[str] = "none") -> dict[str, Any]:
     """Chest radiographs as the Kaggle set ships them (``{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg``,
-    imaging/phantom2d.py); truth: each picture's class and split, and the pitfalls planted."""
-    from jupyter_medagent.imaging.phantom2d import synth_xray
+    synth/phantom2d.py); truth: each picture's class and split, and the pitfalls planted."""
+    from jupyter_medagent.synth.phantom2d import synth_xray
 
     manifest = synth_xray(out, per_class=per_class, size=size, seed=seed, pitfalls=pitfalls)
     (out / "manifest.json").unlink()
@@ -170,9 +170,9 @@ def chest_xray(out: Path, per_class: int = 16, size: int = 64, seed: int = 0, pi
 @maker
 def lesion_pictures(out: Path, cases: int = 24, size: int = 64, seed: int = 0, style: str = "busi",
                     pitfalls: str | list[str] = "none") -> dict[str, Any]:
-    """2D pictures with lesion masks laid out as Kvasir-SEG, ISIC or BUSI (imaging/phantom2d.py); truth: the
+    """2D pictures with lesion masks laid out as Kvasir-SEG, ISIC or BUSI (synth/phantom2d.py); truth: the
     cases and the pitfalls planted."""
-    from jupyter_medagent.imaging.phantom2d import synth_seg2d
+    from jupyter_medagent.synth.phantom2d import synth_seg2d
 
     manifest = synth_seg2d(out, cases=cases, size=size, seed=seed, style=style, pitfalls=pitfalls)
     (out / "manifest.json").unlink()
@@ -181,8 +181,8 @@ def lesion_pictures(out: Path, cases: int = 24, size: int = 64, seed: int = 0, s
 
 @maker
 def itk_volumes(out: Path, cases: int = 8, size: int = 48, seed: int = 0, style: str = "mha") -> dict[str, Any]:
-    """3D volumes with one labelled structure as MetaImage or a 3D Slicer export (imaging/phantom2d.py)."""
-    from jupyter_medagent.imaging.phantom2d import synth_itk
+    """3D volumes with one labelled structure as MetaImage or a 3D Slicer export (synth/phantom2d.py)."""
+    from jupyter_medagent.synth.phantom2d import synth_itk
 
     manifest = synth_itk(out, cases=cases, size=size, seed=seed, style=style)
     (out / "manifest.json").unlink()

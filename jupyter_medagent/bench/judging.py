@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS
+from jupyter_medagent.contracts.metric_keys import EF_ANSWER_KEYS
 
 # Metric names a criterion reads, first found wins: the one vocabulary the recipes and the system prompt use.
 METRIC_NAMES = {

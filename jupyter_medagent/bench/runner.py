@@ -169,10 +169,10 @@ def make_task_data(specs: list[RunSpec], record: Callable[[dict[str, Any]], None
 
 # ---------------------------------------------------------------------------------------------- one run
 def run_one(spec: RunSpec) -> dict[str, Any]:
-    """Run the agent on the task's data (made by the driver) through the CLI's path, judge the result."""
+    """Run the agent on the task's data (made by the driver) through the CLI's path (session.run_session), judge the result."""
     from jupyter_medagent.bench.judging import judge_run
-    from jupyter_medagent.cli.run import execute
-    from jupyter_medagent.session import RunOptions, output_folder
+    from jupyter_medagent.contracts.options import RunOptions
+    from jupyter_medagent.session import RunSetup, output_folder, run_session
 
     started = time.monotonic()
     notebook = Path(spec.notebook)
@@ -180,10 +180,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     notebook.unlink(missing_ok=True)  # a run cut short before: start afresh, under the same name
     shutil.rmtree(output_folder(notebook), ignore_errors=True)
     # No one is at a console to approve cells: the static gate enforces, the sandbox isolates where it can.
-    options = RunOptions(spec.request, spec.data_dir, notebook=spec.notebook, backend=spec.backend,
-                         max_steps=spec.max_steps, max_cost=spec.max_cost, safety="enforce", isolation=spec.isolation,
-                         skills=spec.skills)
-    summary, _ = execute(options, quiet=True)
+    options = RunOptions(backend=spec.backend, max_steps=spec.max_steps, max_cost=spec.max_cost, safety="enforce",
+                         isolation=spec.isolation, skills=spec.skills)
+    summary, _ = run_session(RunSetup(spec.request, spec.data_dir, notebook=spec.notebook, options=options), quiet=True)
     solved, verdict = judge_run(summary, spec.truth, spec.criteria)
     return row_for(spec, solved, verdict, seconds=time.monotonic() - started, summary=summary)
 
@@ -329,7 +328,7 @@ def run_ray(specs: list[RunSpec], address: str, record: Callable[[dict[str, Any]
     try:
         import ray
     except ImportError:
-        from jupyter_medagent.errors import MedagentError
+        from jupyter_medagent.contracts.errors import MedagentError
 
         raise MedagentError("--ray needs Ray: pip install 'jupyter_medagent[ray]'") from None
     ray.init(address=address, logging_level="WARNING", log_to_driver=False)

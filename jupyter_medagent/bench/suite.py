@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_medagent.bench.data import MAKERS
 from jupyter_medagent.bench.judging import CRITERIA
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 
 WORDINGS = ("expert", "ordinary", "vague", "misleading")
 SUITE_KINDS = ("agent", "judge")

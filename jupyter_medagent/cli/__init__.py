@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 
 # Subcommand modules, in the order ``medagent --help`` lists them.
 COMMAND_MODULES = ("synth", "inspect", "judge", "run", "bench", "mcp", "kernelspec")

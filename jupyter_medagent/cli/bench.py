@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 
 
 def register(subparsers) -> None:

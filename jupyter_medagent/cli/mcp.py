@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 
 INSTRUCTIONS = ("medagent's medical-imaging tools. inspect_data describes a folder of scans and its quality "
                 "findings (call it first), check_pair judges one image/label pair, render shows slices with "

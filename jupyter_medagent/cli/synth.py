@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from jupyter_medagent.errors import MedagentError
-from jupyter_medagent.imaging.phantom2d import SEG2D_PITFALLS, XRAY_PITFALLS
+from jupyter_medagent.contracts.errors import MedagentError
+from jupyter_medagent.synth.phantom2d import SEG2D_PITFALLS, XRAY_PITFALLS
 
 
 def register(subparsers) -> None:
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     try:
         manifest = synth_cardiac(args.out, cases=args.cases, seed=args.seed, pitfalls=args.pitfalls, layout=args.layout,
@@ -79,7 +79,7 @@ def run(args) -> int:
 
 
 def run_2d(args) -> int:
-    from jupyter_medagent.imaging import phantom2d
+    from jupyter_medagent.synth import phantom2d
 
     options = {k: v for k, v in vars(args).items() if k in ("per_class", "size", "seed", "pitfalls", "style", "cases", "dims", "patients", "per_patient")}
     try:

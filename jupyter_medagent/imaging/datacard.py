@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging.formats import (
     MEDMNIST_SPLITS, is_picture, load_npz_image, load_picture, read_picture_header,
 )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
+from jupyter_medagent.imaging.orientation import aligned_to
 from jupyter_medagent.imaging.volume import Volume
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -180,8 +181,6 @@ def load_seg(path: Path, image: Volume) -> Volume:
     """
     import highdicom as hd
     import nibabel as nib
-
-    from jupyter_medagent.imaging.io import aligned_to
 
     try:
         seg = hd.seg.segread(str(path))

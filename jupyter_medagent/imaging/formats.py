@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
+from jupyter_medagent.imaging.memory import check_claimed_size, check_memory
 from jupyter_medagent.imaging.volume import Volume
 
 ITK_SUFFIXES = (".seg.nrrd", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -74,8 +75,6 @@ def load_itk(path) -> Volume:
     """An ITK image (MetaImage, NRRD, ...) as a Volume; a 2D image gets a third axis of length 1, vector pixels
     (RGB) go to the last axis."""
     import SimpleITK as sitk
-
-    from jupyter_medagent.imaging.io import check_claimed_size, check_memory
 
     path = Path(path)
     reader = _itk_reader(path)

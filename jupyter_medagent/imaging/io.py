@@ -1,4 +1,4 @@
-"""Load NIfTI, DICOM, ITK formats (SimpleITK), pictures (Pillow) and anything nibabel reads into one Volume type; save NIfTI; reorient.
+"""Load NIfTI, DICOM, ITK formats (SimpleITK), pictures (Pillow) and anything nibabel reads into one Volume type; save NIfTI.
 
 A 4D file (a cine) can be read one frame at a time through nibabel's array proxy, so a data card of a
 hundred cines never holds them in memory. Before any array is allocated, the size the header claims is
@@ -9,23 +9,21 @@ that names the file, not a MemoryError. Identifying DICOM tags never reach a Vol
 from __future__ import annotations
 
 import gzip
-import math
 import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
+from jupyter_medagent.imaging import dicom
 from jupyter_medagent.imaging.formats import (
     is_itk_file, is_picture, load_itk, load_picture, read_itk_header, read_picture_header,
 )
+from jupyter_medagent.imaging.memory import check_claimed_size
 from jupyter_medagent.imaging.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-COMPRESSED_SUFFIXES = (".gz", ".mgz", ".nrrd", ".mha")  # whose voxels may be deflate-compressed
-GZIP_MAX_RATIO = 1032  # deflate cannot compress better than about 1032:1
-MEMORY_SHARE = 0.8  # of the free memory one array may take
 
 
 def load_volume(path, *, frame: int | None = None, files: list[str] | None = None,
@@ -42,8 +40,6 @@ def load_volume(path, *, frame: int | None = None, files: list[str] | None = Non
     Returns:
         Volume (``array``, ``affine``; ``spacing`` and ``axcodes`` derived from the affine).
     """
-    from jupyter_medagent.imaging import dicom
-
     path = Path(path)
     if files:
         volume = dicom.load_series([Path(f) for f in files], path)
@@ -100,49 +96,6 @@ def save_volume(volume: Volume, path) -> Path:
     return path
 
 
-def reorient(volume: Volume, axcodes: tuple[str, ...] = ("R", "A", "S")) -> Volume:
-    """Permute/flip voxel axes so they point along ``axcodes``. No interpolation, so labels stay exact.
-
-    Args:
-        volume: the Volume to reorient.
-        axcodes: target orientation, one letter per axis (default ("R", "A", "S")).
-
-    Returns:
-        a new Volume with the array permuted/flipped and the affine to match.
-    """
-    target = nib.orientations.axcodes2ornt(axcodes)
-    return _apply_ornt(volume, target)
-
-
-def reorient_like(volume: Volume, reference: Volume) -> Volume:
-    """``volume`` with its voxel axes permuted/flipped to the orientation of ``reference`` (lossless)."""
-    return _apply_ornt(volume, nib.orientations.io_orientation(reference.affine))
-
-
-def aligned_to(image: Volume, label: Volume) -> Volume | None:
-    """``label`` on ``image``'s voxel grid when the two are the same voxels stored in different orientations
-    (an axis flip or permutation in the header, as exporters do), else None. Lossless: axes are only
-    permuted and flipped."""
-    tolerance = 1e-2 * min(image.spacing[:3])
-    if label.shape[:3] == image.shape[:3] and np.allclose(label.affine, image.affine, atol=tolerance):
-        return None  # already on the same grid
-    if nib.aff2axcodes(label.affine) == nib.aff2axcodes(image.affine):
-        return None  # same orientation, so the difference is not one reorientation can undo
-    candidate = reorient_like(label, image)
-    if candidate.shape[:3] == image.shape[:3] and np.allclose(candidate.affine, image.affine, atol=tolerance):
-        return candidate
-    return None
-
-
-def _apply_ornt(volume: Volume, target: np.ndarray) -> Volume:
-    current = nib.orientations.io_orientation(volume.affine)
-    transform = nib.orientations.ornt_transform(current, target)
-    spatial = volume.array.shape[:3]
-    array = nib.orientations.apply_orientation(volume.array, transform)
-    affine = volume.affine @ nib.orientations.inv_ornt_aff(transform, spatial)
-    return Volume(np.ascontiguousarray(array), affine, volume.path, volume.modality, dict(volume.meta))
-
-
 # --------------------------------------------------------------------------- NIfTI & co
 def _load_nibabel(path: Path, frame: int | None) -> Volume:
     if path.name.endswith(".gz"):
@@ -176,29 +129,6 @@ def _load_nibabel(path: Path, frame: int | None) -> Volume:
     if frame is not None:
         meta["frame"] = frame
     return Volume(array, np.asarray(image.affine, dtype=float), str(path), None, meta)
-
-
-def check_claimed_size(path: Path, shape: tuple[int, ...], itemsize: int, *, whole_file_shape=None) -> None:
-    """Refuse to allocate what a header claims when the file cannot hold it, or memory cannot."""
-    whole = math.prod(whole_file_shape or shape) * itemsize
-    size = path.stat().st_size
-    capacity = size * GZIP_MAX_RATIO if path.name.lower().endswith(COMPRESSED_SUFFIXES) else size
-    if whole > capacity:
-        raise DataError(path, f"the header claims {' x '.join(map(str, whole_file_shape or shape))} voxels "
-                              f"({_gb(whole)}) but the file of {size:,} bytes cannot hold them: truncated or corrupt")
-    check_memory(path, shape, itemsize)
-
-
-def check_memory(path: Path, shape: tuple[int, ...], itemsize: int) -> None:
-    import psutil
-
-    wanted, free = math.prod(shape) * itemsize, psutil.virtual_memory().available
-    if wanted > free * MEMORY_SHARE:
-        raise DataError(path, f"needs {_gb(wanted)} of memory to load, but only {_gb(free)} are free")
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1024**3:.1f} GB" if n >= 1024**3 / 10 else f"{n / 1024**2:.1f} MB"
 
 
 def _gzip_problem(path: Path) -> str | None:

@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from jupyter_medagent.imaging.volume import Volume
 
+MAX_IMAGE_SIDE = 768  # px; what downsample() shrinks to: a montage stays legible for a model, ~500 image tokens
+
 PALETTE = [
     (255, 80, 80), (80, 220, 255), (255, 215, 0), (90, 255, 90),
     (255, 120, 255), (255, 160, 60), (160, 130, 255), (255, 255, 255),
@@ -248,3 +250,14 @@ def _compose(panels, title, label_names, colours, has_ref, has_pred, max_width) 
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", compress_level=1)
     return Montage(buffer.getvalue(), sheet.size[0], sheet.size[1], title or "")
+
+
+def downsample(png: bytes, max_side: int = MAX_IMAGE_SIDE) -> bytes:
+    """``png`` shrunk to fit ``max_side`` pixels (aspect kept), as what is sent to a model or shown small."""
+    image = Image.open(io.BytesIO(png))
+    if max(image.size) <= max_side:
+        return png
+    image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -2,7 +2,8 @@
 
 ``KernelIsolation`` is what ``session.build_agent`` decides for a run and hands to the front door's
 executor factory: how kernels the project starts are isolated, and the guard's policy for any
-kernel the agent writes into (the user's own included).
+kernel the agent writes into (the user's own included). The kernels themselves are started in
+``kernel/isolated.py``, a layer above: isolation never imports the executors that use it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jupyter_medagent.contracts.options import ISOLATION_MODES
 from jupyter_medagent.isolation import guard
-from jupyter_medagent.isolation.sandbox import KernelLimits, kernel_manager, sandbox_problem
+from jupyter_medagent.isolation.sandbox import KernelLimits, sandbox_problem
 
-ISOLATION_MODES = ("auto", "sandbox", "guard", "off")
 
 
 @dataclass
@@ -39,28 +40,6 @@ class KernelIsolation:
             return None
         return guard.policy([self.output_dir], [self.data_dir] if self.data_dir else [],
                             tmp="/tmp" if self.sandboxed else "private")
-
-    def kernel_manager(self, *, armed_always: bool = False, asynchronous: bool = False):
-        """A manager for a new kernel of this run's kind (not started)."""
-        if self.gateway:
-            from jupyter_medagent.kernel.gateway import gateway_kernel_manager
-
-            return gateway_kernel_manager(self.gateway)
-        return kernel_manager(sandboxed=self.sandboxed, output_dir=self.output_dir, data_dir=self.data_dir,
-                              limits=self.limits, guard_policy=self.guard_policy() if armed_always else None,
-                              armed_always=armed_always, asynchronous=asynchronous)
-
-    def new_kernel_executor(self, **kwargs):
-        """A KernelClientExecutor on a new kernel of this kind, its working directory the output folder."""
-        from jupyter_medagent.kernel import KernelClientExecutor
-
-        if self.gateway:
-            from jupyter_medagent.kernel.gateway import start_gateway_kernel
-
-            return start_gateway_kernel(self.gateway, cwd=self.output_dir, guard=self.guard_policy(), **kwargs)
-
-        return KernelClientExecutor(cwd=self.output_dir, manager=self.kernel_manager(), guard=self.guard_policy(),
-                                    **kwargs)
 
 
 __all__ = ["ISOLATION_MODES", "KernelIsolation", "KernelLimits", "guard", "sandbox_problem"]

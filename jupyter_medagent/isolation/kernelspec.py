@@ -85,7 +85,7 @@ def output_folder(notebook_folder: str) -> str:
     """The sandbox kernel's one writable folder, made if missing: ``OUTPUT_FOLDER`` next to the notebook
     (the notebook's own folder stays read-only: it may hold a virtualenv, the package or a sys.path entry,
     where a planted file would run on the host). Raises ConfigError where it is a link or may not be written."""
-    from jupyter_medagent.errors import ConfigError
+    from jupyter_medagent.contracts.errors import ConfigError
     from jupyter_medagent.isolation.sandbox import writable_folder_problem
 
     folder = os.path.join(os.path.realpath(notebook_folder), OUTPUT_FOLDER)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jupyter_medagent.isolation.kernelspec")
     parser.add_argument("-f", dest="connection_file", required=True)
     args = parser.parse_args(argv)
-    from jupyter_medagent.errors import ConfigError
+    from jupyter_medagent.contracts.errors import ConfigError
 
     notebook = os.path.realpath(os.getcwd())
     problem = sandbox_problem() or notebook_folder_problem(notebook)

@@ -25,12 +25,11 @@ import re
 import nh3
 from markdown_it import MarkdownIt
 
+from jupyter_medagent.contracts.mime import MEDAGENT_PREFIX
+
 # Output kinds passed on as they are: nothing in them runs in the page.
 INERT = frozenset({"text/plain", "application/json", "text/latex", "image/png", "image/jpeg", "image/gif",
                    "image/webp", "image/bmp"})
-# medagent's own structured outputs (metrics, findings, progress, the run): JSON that the agent reads and our
-# extension renders as text.
-MEDAGENT_JSON = ("application/vnd.medagent.", "+json")
 CLEANED = frozenset({"text/html", "text/markdown", "image/svg+xml"})
 # Messages whose content carries MIME bundles: iopub outputs, and the pager payloads and help of shell replies.
 BUNDLE_MESSAGES = frozenset({"display_data", "execute_result", "update_display_data"})
@@ -107,7 +106,7 @@ def clean_bundle(data: dict) -> dict:
     """A MIME bundle with only what cannot run in the page: inert kinds as they are, HTML/Markdown/SVG cleaned."""
     kept = {}
     for mime, value in data.items():
-        if mime in INERT or (mime.startswith(MEDAGENT_JSON[0]) and mime.endswith(MEDAGENT_JSON[1])):
+        if mime in INERT or (mime.startswith(MEDAGENT_PREFIX) and mime.endswith("+json")):
             kept[mime] = value
         elif mime in CLEANED and isinstance(value, (str, list)):
             text = "".join(value) if isinstance(value, list) else value

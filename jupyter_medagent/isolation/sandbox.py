@@ -188,7 +188,7 @@ def bwrap_argv(*, output_dir: str, data_dir: str | None, runtime_dir: str, envir
     files), the working directory ``cwd`` (default the output folder), no network, its own pid namespace
     and session, and no capabilities (as root too: without ``--cap-drop ALL`` a root kernel could remount
     ``/`` writable). Raises ConfigError for an output folder ``writable_folder_problem`` refuses."""
-    from jupyter_medagent.errors import ConfigError
+    from jupyter_medagent.contracts.errors import ConfigError
 
     problem = writable_folder_problem(output_dir)
     if problem:
@@ -286,7 +286,7 @@ def kernel_manager(*, sandboxed: bool, output_dir: str | os.PathLike, data_dir: 
     """A manager for a new kernel: in bubblewrap when ``sandboxed``, else a plain process; both through
     the launcher (limits, no program may be started, optional guard installed at start) and IPC
     sockets in a private folder."""
-    from jupyter_medagent.errors import ConfigError
+    from jupyter_medagent.contracts.errors import ConfigError
 
     output_dir = os.path.realpath(output_dir)
     data_dir = os.path.realpath(data_dir) if data_dir else None

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.agent.protocols import FINDINGS_MIME
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.mime import FINDINGS_MIME
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging.conventions import CONVENTIONS
 from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.judge.findings import Finding
@@ -52,7 +52,7 @@ def check_pair(image: Volume, label: Volume, case: str = "", *, convention: str 
     label_convention {"mapping": {old value: new value}}; fix_case takes them as they are.
         Kinds: orientation_flip, axis_permutation, label_convention, spacing_mismatch, geometry_mismatch, interpolated_labels, empty_label, stray_labels, fragmented, aligned_by_reorientation (a note).
     """
-    from jupyter_medagent.imaging.io import aligned_to
+    from jupyter_medagent.imaging.orientation import aligned_to
 
     findings = []
     aligned = aligned_to(image, label)

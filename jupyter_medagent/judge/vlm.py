@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from jupyter_medagent.agent.protocols import JudgeVerdict
-from jupyter_medagent.backends.conversation import downsample
+from jupyter_medagent.imaging.render import downsample
 from jupyter_medagent.judge.findings import FINDING_KINDS
 
 RUBRICS = ("alignment", "orientation", "plausibility", "artefacts")

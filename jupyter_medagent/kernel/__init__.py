@@ -2,5 +2,6 @@
 
 from jupyter_medagent.kernel.client import KernelClientExecutor
 from jupyter_medagent.kernel.inprocess import InProcessExecutor
+from jupyter_medagent.kernel.isolated import new_kernel_executor, new_kernel_manager
 
-__all__ = ["InProcessExecutor", "KernelClientExecutor"]
+__all__ = ["InProcessExecutor", "KernelClientExecutor", "new_kernel_executor", "new_kernel_manager"]

@@ -19,7 +19,7 @@ import nbformat
 from jupyter_client import BlockingKernelClient, KernelManager
 
 from jupyter_medagent.agent.protocols import ExecutionResult
-from jupyter_medagent.errors import KernelDied, MedagentError
+from jupyter_medagent.contracts.errors import KernelDied, MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 from collections.abc import Callable
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.kernel.client import KernelClientExecutor
 
 

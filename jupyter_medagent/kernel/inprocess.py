@@ -22,7 +22,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 
 from jupyter_medagent.agent.protocols import ExecutionResult
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.errors import MedagentError
 from jupyter_medagent.isolation import guard as runtime_guard
 from jupyter_medagent.kernel.outputs import append_output, error_dict
 

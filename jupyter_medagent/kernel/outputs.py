@@ -8,7 +8,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from jupyter_medagent.agent.protocols import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.mime import COMPUTE_MIME, FINDINGS_MIME, METRICS_MIME
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

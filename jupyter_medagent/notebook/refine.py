@@ -166,7 +166,7 @@ NOT_VERIFIED = ("**Not verified:** this notebook was not re-run top to bottom af
 
 def results_markdown(metrics: dict[str, Any], summary: str, verified: str = "not yet", reproduction=None) -> str:
     """``reproduction`` (notebook.reproduce.Reproduction): how the re-run's numbers compare with these."""
-    from jupyter_medagent.agent.headline import headline, headline_text
+    from jupyter_medagent.notebook.headline import headline, headline_text
     from jupyter_medagent.pipelines.report import markdown_table
 
     lines = ["## Results", ""]
@@ -207,7 +207,7 @@ def measure_label(key: str) -> str:
 def write_notebook(nb: nbformat.NotebookNode, path) -> Path:
     """Write atomically, so a crash never leaves half a file; a failed write (disk full, file too large)
     leaves no temporary file behind and raises NotebookWriteError naming the path."""
-    from jupyter_medagent.errors import NotebookWriteError
+    from jupyter_medagent.contracts.errors import NotebookWriteError
 
     path = Path(path)
     tmp = None

@@ -2,7 +2,7 @@
 
 A notebook that re-runs without an error has not yet shown that it gives the answer the run reported: a cell
 re-run in a kernel whose random state was consumed, or code that reads state the notebook never makes, gives
-other numbers. The headline numbers (agent/headline.py: Dice per structure, EF per patient, volumes, the
+other numbers. The headline numbers (notebook/headline.py: Dice per structure, EF per patient, volumes, the
 quality measures) the run reported are compared with the ones the re-run's own outputs report, each within a
 stated tolerance: on a CPU a seeded notebook repeats exactly, on a GPU some convolutions differ in the last
 digits, which moves a Dice by far less than 0.01.
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from jupyter_medagent.agent.headline import EF_SOURCES, _number
-from jupyter_medagent.agent.protocols import METRICS_MIME
+from jupyter_medagent.notebook.headline import EF_SOURCES, _number
+from jupyter_medagent.contracts.mime import METRICS_MIME
 
 # kind -> (absolute tolerance, relative tolerance, how it is written); a value matches within the larger of both.
 TOLERANCES = {

@@ -11,6 +11,7 @@ this coroutine sleeps until the run has news, so the server's event loop stays f
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import time
 from pathlib import Path
@@ -21,29 +22,44 @@ from jupyter_ai_persona_manager import BasePersona, PersonaDefaults
 from jupyterlab_chat.models import Message
 
 from jupyter_medagent.agent.narrate import describe
+from jupyter_medagent.contracts.options import RunOptions, add_arguments, from_arguments, usage
+from jupyter_medagent.contracts.errors import ConfigError
 
 FINDINGS_SHOWN = 8  # per verdict in the chat; the notebook has them all
 PROGRESS_EVERY_S = 20.0  # a training's progress line in the chat at most this often (and when it ends)
 
 AVATAR = Path(__file__).parent / "avatar.svg"
 USAGE = ("Ask me for an imaging pipeline and name the data folder, e.g. `@MedAgent segment the LV, myocardium "
-         "and RV and report the EF --data cine/` (options: `--backend SELECTOR`, `--max-steps N`).")
+         f"and RV and report the EF --data cine/` (options: `{usage()}`).")
 
 
-def parse_request(text: str) -> tuple[str, dict[str, str]]:
-    """The request in plain words and the ``--option value`` pairs written after it."""
-    words = shlex.split(text.replace("\u00a0", " "), posix=True) if text.count('"') % 2 == 0 else text.split()
-    words = [w for w in words if not w.startswith("@")]
-    options, request = {}, []
-    i = 0
-    while i < len(words):
-        if words[i].startswith("--") and i + 1 < len(words):
-            options[words[i][2:]] = words[i + 1]
-            i += 2
-        else:
-            request.append(words[i])
-            i += 1
-    return " ".join(request), options
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ValueError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="@MedAgent", add_help=False, allow_abbrev=False)
+    parser.add_argument("words", nargs="*")
+    parser.add_argument("--data")
+    add_arguments(parser)
+    return parser
+
+
+def parse_request(text: str) -> tuple[str, str | None, RunOptions]:
+    """The request in plain words, the data folder and the run options written among them (``--data cine/
+    --max-steps 40``). Raises ValueError naming an option it cannot read."""
+    text = text.replace("\u00a0", " ")
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError:  # an apostrophe or an unbalanced quote in the request: plain words
+        words = text.split()
+    args = _parser().parse_intermixed_args([w for w in words if not w.startswith("@")])
+    try:
+        options = from_arguments(args)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return " ".join(args.words), args.data, options
 
 
 class MedAgentPersona(BasePersona):
@@ -63,17 +79,21 @@ class MedAgentPersona(BasePersona):
     async def process_message(self, message: Message) -> None:
         from jupyter_medagent.server.runs import RunError, RunRequest
 
-        request, options = parse_request(message.body)
-        if not request or "data" not in options:
+        try:
+            request, data, options = parse_request(message.body)
+        except ValueError as exc:
+            self.send_message(f"I could not read the options: {exc}. {USAGE}")
+            return
+        if not request or not data:
             self.send_message(USAGE)
             return
         serverapp, runs = self._runs()
         chat = Path(self.get_chat_path(relative=True))
-        spec = RunRequest(request, options["data"], None, (chat.parent / f"{chat.stem}.ipynb").as_posix(),
-                          options.get("backend"), "auto", int(options.get("max-steps", 80)), isolated=True)
+        spec = RunRequest(request, data, None, (chat.parent / f"{chat.stem}.ipynb").as_posix(), isolated=True,
+                          options=options)
         try:
             run, _ = runs.start(spec)
-        except (RunError, ValueError) as exc:
+        except RunError as exc:
             self.send_message(f"I could not start: {exc}")
             return
         self._run = run

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jupyter_medagent.imaging.datacard import DataCard, load_pair
-from jupyter_medagent.imaging.io import aligned_to, reorient
+from jupyter_medagent.imaging.orientation import aligned_to, reorient
 from jupyter_medagent.imaging.volume import Volume
 
 # What each finding kind does to a case, in words for the notebook's fix table.

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jupyter_medagent.imaging.io import load_volume, reorient
+from jupyter_medagent.imaging.io import load_volume
 from jupyter_medagent.imaging.metrics import volumes_ml
+from jupyter_medagent.imaging.orientation import reorient
 from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.pipelines.measures import clinical_measures
 from jupyter_medagent.pipelines.segmentation import Transform, predict_volume

@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from jupyter_medagent.agent.protocols import PROGRESS_MIME
+from jupyter_medagent.contracts.mime import PROGRESS_MIME
 
 
 class LoopProgress:

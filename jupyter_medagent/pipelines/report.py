@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_medagent.agent.protocols import METRICS_MIME
+from jupyter_medagent.contracts.mime import METRICS_MIME
 
 
 def _cell(value) -> str:

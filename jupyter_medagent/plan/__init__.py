@@ -3,7 +3,8 @@ turned into one serialisable Plan (``make_plan``)."""
 
 from jupyter_medagent.plan.compute import ComputeFingerprint, compute_fingerprint
 from jupyter_medagent.plan.intent import Intent, parse_request
-from jupyter_medagent.plan.plan import Plan, PlanFailed, Preferences, Step, make_plan
+from jupyter_medagent.plan.make import make_plan
+from jupyter_medagent.plan.plan import Plan, PlanFailed, Preferences, Step
 
 __all__ = ["ComputeFingerprint", "Intent", "Plan", "PlanFailed", "Preferences", "Step", "compute_fingerprint",
            "make_plan", "parse_request"]

@@ -1,6 +1,6 @@
 """The Plan: one serialisable answer to "what will be done with this data on this machine, and why".
 
-``make_plan(card, intent, compute)`` takes the data's fingerprint (the data card), the request's intent
+``make_plan(card, intent, compute)`` (plan/make.py) takes the data's fingerprint (the data card), the request's intent
 and the machine's fingerprint, picks a recipe from the registry and lets it fill in the configuration
 and the ordered steps. The same Plan is shown to the user (the Plan event, the notebook's first cell),
 stored in the notebook's provenance, executed by the offline backend, and offered to model backends.
@@ -17,7 +17,6 @@ from string import Template
 from typing import Any
 
 from jupyter_medagent.plan.compute import ComputeFingerprint
-from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.training import TrainingConfig, plan_training
 
 TEMPLATES = resources.files(__package__).joinpath("templates")
@@ -223,26 +222,3 @@ def data_location(data_dir: str, output_dir: str | None) -> str:
                     f"HERE = Path.cwd().parent if Path.cwd().name == {folder!r} else Path.cwd()\n"
                     f"DATA = HERE / {data.relative_to(here).as_posix()!r}")
     return f"DATA = Path({data_dir!r})"
-
-
-def make_plan(card: dict[str, Any], intent: Intent, compute: ComputeFingerprint, *, data_dir: str,
-              convention: str | None = None, findings: list[dict] = (), preferences: Preferences | None = None,
-              output_dir: str | None = None) -> Plan:
-    """The plan for ``intent`` on the data described by ``card`` (DataCard.to_dict()) on this machine;
-    ``output_dir``: the run's output folder, next to its notebook (data paths are written relative to it)."""
-    from jupyter_medagent.plan.recipes import choose_recipe
-
-    preferences = preferences or Preferences()
-    recipe, reason = choose_recipe(intent, card, compute, convention, preferences)
-    data = {k: card.get(k) for k in ("n_cases", "n_labelled", "n_patients", "modality", "median_spacing", "median_shape",
-                                     "anisotropy", "label_values", "classes", "layout")}
-    plan = Plan(recipe.name, [reason], data, compute, preferences)
-    fixes, plan.fixes = fix_entries(list(findings))
-    plan.params = {"data_location": data_location(data_dir, output_dir), "seed": preferences.seed, "fixes": fixes,
-                   "test_fraction": preferences.test_fraction, "postprocess": "",
-                   "request_modality": (f"\nif not card.stated_modality:  # the files do not say; the request does"
-                                        f"\n    card.stated_modality = {intent.modality!r}" if intent.modality else ""),
-                   "device": "torch.device(COMPUTE.device)",
-                   "amp": 'COMPUTE.bf16 and DEVICE.type == "cuda"  # bf16 autocast where the GPU computes it natively'}
-    recipe.build(plan, card, intent, convention)
-    return plan

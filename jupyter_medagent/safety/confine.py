@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 
 
 def _inside(real: str, root: str) -> bool:

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from jupyter_medagent.contracts.options import SAFETY_MODES
+
 Mode = Literal["enforce", "approve", "off"]
 WRITE_MODES = set("wax+")
 
@@ -222,7 +224,6 @@ class _Checker(ast.NodeVisitor):
                 self.refusals.append("runs a magic the gate cannot read")
 
 
-SAFETY_MODES = ("enforce", "approve", "off")
 
 
 def safety_for(mode: str, *, output_dir, cwd, data_dir: str | None, approver=None):

@@ -25,13 +25,15 @@ from collections.abc import Iterable
 
 import nbformat
 
+from jupyter_medagent.contracts.mime import MEDAGENT_PREFIX
+
 IDENTIFIED = "[redacted]"
 SECRET = "[secret]"
 MIN_LENGTH = 3  # shorter values (initials, "M", "1") would blank ordinary text
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 MIN_ENCODED = 6  # shorter values encoded (base64 of "DOE") would match ordinary text by chance
 CMDLINE_SECRET = re.compile(r"^--[\w.]*(?:token|password|key)=(.+)$", re.I)
-BINARY_MIME = ("image/", "application/pdf", "application/vnd.medagent")
+BINARY_MIME = ("image/", "application/pdf", MEDAGENT_PREFIX)
 
 
 def _variants(value: str) -> set[str]:
@@ -228,7 +230,7 @@ def environment_secrets(environ: dict[str, str] | None = None) -> list[str]:
 def dicom_identifiers(folder: str | os.PathLike) -> set[str]:
     """Identifying values in the DICOM headers under ``folder`` (header only, pixels never read) and
     the names of folders that look like person names (``DOE^JOHN``)."""
-    from jupyter_medagent.errors import DataError
+    from jupyter_medagent.contracts.errors import DataError
     from jupyter_medagent.imaging.dicom import identifying_values, is_dicom, read_header
 
     values: set[str] = set()

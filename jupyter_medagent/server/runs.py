@@ -17,14 +17,17 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from jupyter_medagent.errors import MedagentError
+from jupyter_medagent.contracts.options import RunOptions, to_json
+from jupyter_medagent.contracts.options import fields as option_fields, from_json as options_from_json
+from jupyter_medagent.contracts.errors import ConfigError, MedagentError
 
 MODES = ("auto", "approve")
+REQUEST_FIELDS = {"request", "data_dir", "kernel_id", "notebook_path", "mode", "isolated"}  # besides RunOptions'
 DECISIONS = ("run", "skip", "edit", "stop")
 
 
@@ -42,50 +45,37 @@ class RunRequest:
     data_dir: str | None
     kernel_id: str | None  # the notebook's kernel; not needed for an isolated run
     notebook_path: str  # server-relative API path of the user's notebook
-    backend: str | None = None
-    mode: str = "auto"
-    max_steps: int = 80
-    vlm_judge: str | None = None
-    max_cost: float | None = None  # USD
+    mode: str = "auto"  # approve: the same as the option safety=approve (the sidebar's "Approve each cell")
     isolated: bool = False  # run in a sandboxed kernel of its own instead of the notebook's kernel
-    cell_timeout: float | None = None  # seconds
-    verify: bool = True  # re-run the refined notebook at the end; False: it is marked "not verified"
+    options: RunOptions = field(default_factory=RunOptions)
 
     @classmethod
     def from_json(cls, body: Any) -> RunRequest:
+        """The request in a POST body: its own fields and every field of ``RunOptions`` by name."""
         if not isinstance(body, dict):
             raise RunError(400, "the body must be a JSON object")
-        isolated, verify = body.get("isolated", False), body.get("verify", True)
-        for name, value in (("isolated", isolated), ("verify", verify)):
-            if not isinstance(value, bool):
-                raise RunError(400, f"{name} must be true or false, not {value!r}")
+        isolated = body.get("isolated", False)
+        if not isinstance(isolated, bool):
+            raise RunError(400, f"isolated must be true or false, not {isolated!r}")
         required = ("request", "notebook_path") if isolated else ("request", "kernel_id", "notebook_path")
         missing = [k for k in required if not str(body.get(k) or "").strip()]
         if missing:
             raise RunError(400, f"missing field(s): {', '.join(missing)}")
-        unknown = set(body) - {"request", "data_dir", "kernel_id", "notebook_path", "backend", "mode", "max_steps",
-                               "vlm_judge", "max_cost", "isolated", "cell_timeout", "verify"}
+        unknown = set(body) - REQUEST_FIELDS - {spec.name for spec in option_fields()}
         if unknown:
             raise RunError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
         mode = body.get("mode") or "auto"
         if mode not in MODES:
             raise RunError(400, f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         try:
-            max_steps = int(body.get("max_steps") or 80)
-        except (TypeError, ValueError):
-            raise RunError(400, f"max_steps must be a whole number, not {body.get('max_steps')!r}") from None
-        try:
-            max_cost = float(body["max_cost"]) if body.get("max_cost") not in (None, "") else None
-        except (TypeError, ValueError):
-            raise RunError(400, f"max_cost must be a number of US dollars, not {body.get('max_cost')!r}") from None
-        try:
-            cell_timeout = float(body["cell_timeout"]) if body.get("cell_timeout") not in (None, "") else None
-        except (TypeError, ValueError):
-            raise RunError(400, f"cell_timeout must be a number of seconds, not {body.get('cell_timeout')!r}") from None
+            options = options_from_json(body)
+        except ConfigError as exc:
+            raise RunError(400, str(exc)) from None
+        if mode == "approve":
+            options = replace(options, safety="approve")
         return cls(str(body["request"]).strip(), (str(body["data_dir"]).strip() or None) if body.get("data_dir") else None,
-                   str(body["kernel_id"]) if body.get("kernel_id") else None, str(body["notebook_path"]),
-                   body.get("backend") or None, mode, max_steps, body.get("vlm_judge") or None, max_cost, isolated,
-                   cell_timeout, verify)
+                   str(body["kernel_id"]) if body.get("kernel_id") else None, str(body["notebook_path"]), mode,
+                   isolated, options)
 
 
 class Run:
@@ -165,7 +155,8 @@ class Run:
         return {"run_id": self.id, "kernel_id": self.spec.kernel_id, "notebook_path": self.spec.notebook_path,
                 "request": self.spec.request, "data_dir": self.spec.data_dir, "started": self.started,
                 "status": self.status, "events": len(self.events), "mode": self.spec.mode, "isolated": self.spec.isolated,
-                "backend": self.spec.backend, "verify": self.spec.verify,
+                "backend": self.spec.options.backend, "verify": self.spec.options.verify,
+                "options": to_json(self.spec.options),
                 "notebook": api_path(notebook, root) if notebook else None,
                 "pending_approval": self.pending_approval}
 
@@ -187,10 +178,10 @@ class RunManager:
     def start(self, spec: RunRequest) -> tuple[Run, bool]:
         """(the run, whether it is new). The same request again for a notebook whose run is still working
         (a double click on Start, a retried POST) gets that run back instead of a second one."""
-        from jupyter_medagent.kernel import KernelClientExecutor
+        from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
         from jupyter_medagent.isolation.kernelspec import is_sandbox_kernel
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
-        from jupyter_medagent.session import RunOptions, build_agent, refined_name
+        from jupyter_medagent.session import RunSetup, build_agent, refined_name
 
         self.bind_loop()
         if not spec.isolated and spec.kernel_id not in self.kernels:
@@ -205,15 +196,13 @@ class RunManager:
             raise RunError(409, f"run {busy[0].id} is still working {where}; stop it or wait for it to finish")
         notebook = self.resolve(spec.notebook_path)
         km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
-        options = RunOptions(spec.request, spec.data_dir, notebook.parent, refined_name(notebook), spec.backend,
-                             spec.vlm_judge, spec.max_steps, spec.max_cost, "approve" if spec.mode == "approve" else "enforce",
-                             cell_timeout=spec.cell_timeout, reexecute=spec.verify,
-                             kernel_elsewhere=km is not None and is_gateway_kernel(km))
+        setup = RunSetup(spec.request, spec.data_dir, notebook.parent, refined_name(notebook), spec.options,
+                         kernel_elsewhere=km is not None and is_gateway_kernel(km))
         run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
-                return isolation.new_kernel_executor(session_id=f"medagent-{run_id}")
+                return new_kernel_executor(isolation, session_id=f"medagent-{run_id}")
         else:
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731
@@ -222,7 +211,7 @@ class RunManager:
                 return KernelClientExecutor(connection_file=km.connection_file, session_id=f"medagent-{run_id}",
                                             interrupt=interrupt, guard=isolation.guard_policy())
         try:
-            agent = build_agent(options, make_executor, approver=lambda *a: holder["run"].approve(*a),
+            agent = build_agent(setup, make_executor, approver=lambda *a: holder["run"].approve(*a),
                                 user_kernel=not spec.isolated,
                                 user_kernel_sandboxed=km is not None and is_sandbox_kernel(km.kernel_name))
         except MedagentError as exc:

@@ -1,4 +1,4 @@
-// Generated from jupyter_medagent/agent/events.py by scripts/generate_event_types.py: do not edit.
+// Generated from jupyter_medagent/contracts/events.py by scripts/generate_event_types.py: do not edit.
 // Run `python scripts/generate_event_types.py` after changing an event
 // (tests/lab/test_event_types.py fails while this file is stale).
 

@@ -1,4 +1,4 @@
-// The agent's events as the server and the magic's comm send them: types generated from jupyter_medagent/agent/events.py.
+// The agent's events as the server and the magic's comm send them: types generated from jupyter_medagent/contracts/events.py.
 import { AgentEvent } from './events.generated';
 
 export * from './events.generated';
@@ -29,6 +29,7 @@ export interface IRunSummary {
   mode: string;
   isolated: boolean;
   verify: boolean;
+  options?: Record<string, string | number | boolean | string[] | null>; // RunOptions, as the run got them
   status: string;
   notebook: string | null;
 }

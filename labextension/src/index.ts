@@ -2,6 +2,7 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { markAgentCells, NotebookMirror } from './mirror';
@@ -60,13 +61,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'A sidebar agent that writes, runs and verifies imaging pipelines in the open notebook.',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null
   ) => {
     const openPath = (path: string) => void app.commands.execute('docmanager:open', { path });
     const hub = new RunHub();
@@ -75,6 +77,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const sidebar = new MedAgentSidebar(tracker, openPath);
     app.shell.add(sidebar, 'right', { rank: 600 });
     restorer?.add(sidebar, sidebar.id);
+    // The run options, schema/plugin.json: without them the sidebar still runs, with the server's defaults.
+    settingRegistry
+      ?.load(plugin.id)
+      .then(settings => sidebar.useSettings(settings))
+      .catch(reason => console.error('jupyter-medagent: the run options could not be loaded', reason));
     app.commands.addCommand(OPEN_COMMAND, {
       label: 'Open MedAgent',
       describedBy: { args: { type: 'object', properties: {} } },

@@ -1,7 +1,8 @@
-// The MedAgent sidebar: request, data folder, backend, approve / isolation / verify switches, Start / Stop / Export and
-// spend (kept in view while the timeline scrolls), the timeline. It re-attaches to the newest run of the notebook in
+// The MedAgent sidebar: request, data folder, backend, approve / isolation / verify switches, the run options (saved in
+// the user's settings), Start / Stop / Export and spend (kept in view while the timeline scrolls), the timeline. It re-attaches to the newest run of the notebook in
 // front (after a page reload, or when switching notebooks), and a second Start while one is starting does nothing.
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -12,6 +13,7 @@ import { ApprovalPanel } from './approval';
 import { h } from './dom';
 import { AgentEvent, Decision, IBackend, IEventsReply, IRunSummary } from './events';
 import { NotebookMirror } from './mirror';
+import { OptionsForm } from './options';
 import { Timeline } from './timeline';
 
 export const SIDEBAR_ID = 'jupyter-medagent:sidebar';
@@ -40,6 +42,7 @@ export class MedAgentSidebar extends Widget {
   );
   private errorLine = h('div', { className: 'jp-MedAgent-error', role: 'alert' });
   private timeline: Timeline;
+  private options = new OptionsForm(['backend', 'verify'], message => this.showError(message));
   private approval: ApprovalPanel;
   private runId: string | null = null;
   private mirror: NotebookMirror | null = null;
@@ -87,7 +90,8 @@ export class MedAgentSidebar extends Widget {
         },
         this.verify,
         ' Verify by re-running the notebook'
-      )
+      ),
+      this.options.node
     );
     // Start / Stop / Export and the spend stay in view however long the timeline grows.
     const sticky = h(
@@ -106,10 +110,31 @@ export class MedAgentSidebar extends Widget {
     this.backend.addEventListener('change', () => {
       this.isolated.checked = this.backend.value !== 'offline' && !this.backend.value.startsWith('offline:');
     });
+    // Saved on the user's own choice only ('input'), not when a list or a run shown selects one.
+    this.backend.addEventListener('input', () => this.options.save('backend', this.backend.value));
+    this.verify.addEventListener('input', () => this.options.save('verify', this.verify.checked));
     this.setState('idle');
     void this.loadBackends();
     this.tracker.currentChanged.connect((_, panel) => void this.attachTo(panel));
     void this.attachTo(this.tracker.currentWidget);
+  }
+
+  // The saved options: the form's fields, the verify switch, and the backend once the list has it.
+  useSettings(settings: ISettingRegistry.ISettings): void {
+    this.options.use(settings);
+    if (this.runBackend === null) {
+      this.verify.checked = this.options.saved('verify') !== false;
+      this.selectSavedBackend();
+    }
+  }
+
+  private selectSavedBackend(): void {
+    const saved = this.options.saved('backend');
+    const option = Array.from(this.backend.options).find(o => o.value === saved && !o.disabled);
+    if (option && this.backend.value !== option.value) {
+      this.backend.value = option.value;
+      this.backend.dispatchEvent(new Event('change')); // its isolation setting
+    }
   }
 
   // Follow the newest run of the notebook in front, if it has one: its events replayed into the timeline; a run
@@ -149,6 +174,9 @@ export class MedAgentSidebar extends Widget {
     this.approveMode.checked = newest.mode === 'approve';
     this.isolated.checked = !!newest.isolated;
     this.verify.checked = newest.verify !== false;
+    if (newest.options) {
+      this.options.show(newest.options);
+    }
     const live = newest.status === 'running';
     this.follow(newest.run_id, live ? new NotebookMirror(panel.content, newest.run_id) : null);
   }
@@ -176,6 +204,7 @@ export class MedAgentSidebar extends Widget {
       );
       if (this.runBackend === null) {
         this.backend.dispatchEvent(new Event('change')); // the default backend's isolation setting
+        this.selectSavedBackend();
       } else {
         this.selectBackend(); // a run is shown (re-attached before the list came): its settings stay
       }
@@ -218,6 +247,7 @@ export class MedAgentSidebar extends Widget {
       const reply = await requestAPI<{ run_id: string }>(
         'runs',
         postJSON({
+          ...this.options.values(),
           request: this.request.value,
           data_dir: this.dataDir.value,
           kernel_id: kernel?.id,

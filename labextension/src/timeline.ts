@@ -262,7 +262,7 @@ function formatNumber(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(3);
 }
 
-// The headline tables (jupyter_medagent/agent/headline.py): titles, columns and rows already formatted.
+// The headline tables (jupyter_medagent/notebook/headline.py): titles, columns and rows already formatted.
 interface IHeadlineTable {
   title: string;
   columns: string[];

@@ -7,9 +7,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.agent.tools import Toolbox
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.notebook.draft import DraftNotebook
 from jupyter_medagent.safety.confine import confined_data_folder
 

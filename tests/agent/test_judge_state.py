@@ -4,8 +4,8 @@ same scope clears what it no longer finds, and "nothing to judge" names what rea
 from __future__ import annotations
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.mime import FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.task import Task
 
 from .conftest import ScriptedBackend, call
 
@@ -84,7 +84,7 @@ def test_a_metrics_bundle_is_not_called_a_skipped_check(tmp_path, executor):
 
 
 def test_the_data_card_and_the_judge_say_where_the_request_contradicts_the_data(tmp_path, executor):
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     data = tmp_path / "data"
     synth_cardiac(data, cases=2, seed=5, pitfalls="none")

@@ -5,10 +5,11 @@ import time
 import nbformat
 import pytest
 
-from jupyter_medagent.agent.budget import Budget
+from jupyter_medagent.contracts.budget import Budget
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.protocols import FINDINGS_MIME, METRICS_MIME, ModelTurn, ToolCall
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.agent.protocols import ModelTurn, ToolCall
+from jupyter_medagent.contracts.mime import FINDINGS_MIME, METRICS_MIME
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.notebook.refine import is_guard_cell
 
 from .conftest import ScriptedBackend, call, priced
@@ -333,7 +334,7 @@ def test_an_interrupt_during_verification_kills_the_rerun_at_once(tmp_path, exec
 
 
 def test_the_headline_shows_what_a_model_backend_reports():
-    from jupyter_medagent.agent.headline import headline
+    from jupyter_medagent.notebook.headline import headline
 
     tables = headline({"ef_percent": {"p2": 48.04, "p1": 61.0}, "volumes_ml": {"p1": {"LV": 120.0, 3: 80.25}}})
     ef, volumes = tables

@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.wire import WireServer, openai_reply  # noqa: E402
 
 from jupyter_medagent.isolation import guard  # noqa: E402
-from jupyter_medagent.session import RunOptions, build_agent  # noqa: E402
+from jupyter_medagent.contracts.options import RunOptions  # noqa: E402
+from jupyter_medagent.session import RunSetup, build_agent  # noqa: E402
+from jupyter_medagent.kernel import new_kernel_executor  # noqa: E402
 
 
 @pytest.fixture()
@@ -33,9 +35,9 @@ def _run(project_dir: Path, data: Path, cells: list[str]):
     script = [("add_cell", {"source": c, "note": f"Step {i}."}) for i, c in enumerate(cells)]
     script.append(("finish", {"status": "solved", "summary": "done"}))
     server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
-    options = RunOptions("Count the scans.", str(data), project_dir, "refined.ipynb",
-                         f"openai:test-model@{server.url}/v1", safety="off")
-    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    setup = RunSetup("Count the scans.", str(data), project_dir, "refined.ipynb",
+                     RunOptions(backend=f"openai:test-model@{server.url}/v1", safety="off"))
+    agent = build_agent(setup, new_kernel_executor)
     finished = None
     try:
         for event in agent.run():

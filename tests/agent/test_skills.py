@@ -12,7 +12,7 @@ from jupyter_medagent import imaging
 from jupyter_medagent.agent.loop import Agent, load_system_prompt
 from jupyter_medagent.agent.protocols import ToolCall
 from jupyter_medagent.agent.skills import toolkit_reference
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.bench.data import make_data
 from jupyter_medagent.bench.judging import judge_run
 from jupyter_medagent.pipelines import measures
@@ -139,8 +139,8 @@ def test_one_vocabulary_of_metric_keys():
     import re
     from pathlib import Path
 
-    from jupyter_medagent.agent import headline
-    from jupyter_medagent.agent.vocabulary import EF_ANSWER_KEYS, EF_KEYS, is_metric_key, metric_keys
+    from jupyter_medagent.notebook import headline
+    from jupyter_medagent.contracts.metric_keys import EF_ANSWER_KEYS, EF_KEYS, is_metric_key, metric_keys
     from jupyter_medagent.bench.judging import METRIC_NAMES
 
     prompt = load_system_prompt(())

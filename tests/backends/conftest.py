@@ -56,7 +56,7 @@ def kernel(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     out = tmp_path_factory.mktemp("small")
     synth_cardiac(out, cases=2, seed=5, pitfalls="none")

@@ -8,13 +8,13 @@ import time
 import nbformat
 import pytest
 
-from jupyter_medagent.agent.budget import Budget
+from jupyter_medagent.contracts.budget import Budget
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.anthropic_api import AnthropicBackend
 from jupyter_medagent.backends.pricing import PriceTable
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 from .conftest import task_steps
 from .wire import anthropic_error, anthropic_reply

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.backends.openai_api import OpenAIBackend
 from jupyter_medagent.backends.pricing import PriceTable
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.openai_api import OpenAIBackend
 from jupyter_medagent.backends.pricing import PriceTable
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 
 from .conftest import task_steps
 from .wire import openai_error, openai_reply

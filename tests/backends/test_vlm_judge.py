@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.backends.anthropic_api import AnthropicBackend
 from jupyter_medagent.backends.openai_api import OpenAIBackend
 from jupyter_medagent.backends.pricing import PriceTable

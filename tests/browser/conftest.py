@@ -57,7 +57,7 @@ def jp_server_cleanup():
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, chromium_path):
     """A JupyterLab server on a free port, its root holding a small phantom and a notebook."""
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     root = tmp_path_factory.mktemp("lab")
     synth_cardiac(root / "data", cases=4, seed=1, pitfalls=["orientation_flip"])
@@ -67,8 +67,10 @@ def lab(tmp_path_factory, chromium_path):
 
 
 def serve_lab(root: Path, env: dict | None = None):
-    """Run JupyterLab on ``root`` (with ``env``) until the generator is closed; yields (url, root)."""
+    """Run JupyterLab on ``root`` (with ``env``) until the generator is closed; yields (url, root). Its user
+    settings (the sidebar saves its run options there) live in ``root``, not in this machine's home."""
     port = _free_port()
+    env = {**(env or os.environ), "JUPYTERLAB_SETTINGS_DIR": str(root / ".user-settings")}
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",

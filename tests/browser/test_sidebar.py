@@ -223,3 +223,49 @@ def test_double_start_reload_and_a_second_run(page, lab):
     first, second = runs_of(url, "again.ipynb")[0]["run_id"], runs_of(url, "again.ipynb")[1]["run_id"]
     assert max(i for i, r in enumerate(runs) if r == first) < min(i for i, r in enumerate(runs) if r == second)
     assert (root / "again-medagent.ipynb").exists() and (root / "again-medagent-1.ipynb").exists()
+
+
+def test_the_run_options_are_saved_in_the_settings_and_a_run_gets_them(page, lab):
+    """The form shows every option of the settings schema (the sidebar's own backend and verify switches aside); what
+    the user chooses there is saved, shown again after a reload, and is what the run gets."""
+    from jupyter_medagent.contracts.options import fields
+
+    url, root = lab
+    new_notebook(root, "options.ipynb")
+    open_sidebar(page, url, "options.ipynb")
+    page.click(".jp-MedAgent-options > summary")
+    page.wait_for_selector('.jp-MedAgent-option[data-option="max_steps"]')
+    shown = page.locator(".jp-MedAgent-option").evaluate_all("fields => fields.map(f => f.dataset.option)")
+    assert sorted(shown + ["backend", "verify"]) == sorted(spec.name for spec in fields())
+    option = '.jp-MedAgent-option[data-option="{}"]'.format
+    page.fill(option("max_steps"), "40")
+    page.keyboard.press("Tab")  # a text field's change is sent when it loses focus
+    page.fill(option("accept"), "dice_mean>=0.5, ef_abs_error<=9")
+    page.keyboard.press("Tab")
+    page.select_option(option("skills"), "reference")
+    page.select_option(option("on_kernel_death"), "restart")
+    page.uncheck(".jp-MedAgent-verify")
+    chosen = {"max_steps": 40, "accept": ["dice_mean>=0.5", "ef_abs_error<=9"], "skills": "reference",
+              "on_kernel_death": "restart", "verify": False}
+    saved = root / ".user-settings" / "jupyter-medagent" / "plugin.jupyterlab-settings"
+    for _ in range(50):  # each change is saved on its own request
+        if saved.exists() and json.loads(re.sub(r"^\s*//.*$", "", saved.read_text(), flags=re.M)) == chosen:
+            break
+        page.wait_for_timeout(200)
+    assert json.loads(re.sub(r"^\s*//.*$", "", saved.read_text(), flags=re.M)) == chosen
+    page.reload()
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_timeout(2000)  # the restored layout may already show the sidebar
+    if not page.locator("#jupyter-medagent\\:sidebar").is_visible():
+        page.click('.jp-SideBar.jp-mod-right .lm-TabBar-tab[data-id="jupyter-medagent:sidebar"]')
+    page.wait_for_function(f"document.querySelector('{option('max_steps')}')?.value === '40'", timeout=30_000)
+    assert page.locator(option("skills")).input_value() == "reference"
+    assert not page.locator(".jp-MedAgent-verify").is_checked()
+    start(page, MEASURE)
+    page.wait_for_selector('.jp-MedAgent-sidebar[data-run-id]', timeout=15_000)
+    run = runs_of(url, "options.ipynb")[-1]
+    assert {name: run["options"][name] for name in chosen} == chosen
+    assert run["options"]["isolation"] == "auto" and run["options"]["max_cost"] is None  # the rest: the defaults
+    if page.locator(".jp-MedAgent-stop").is_enabled():
+        page.click(".jp-MedAgent-stop")
+    page.wait_for_selector(".jp-MedAgent-finished", timeout=60_000)

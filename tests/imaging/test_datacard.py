@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging import build_data_card, patient_of
 from jupyter_medagent.imaging.layouts import discover
 

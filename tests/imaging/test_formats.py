@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging import load_volume, reorient
 from jupyter_medagent.imaging.datacard import load_mask
 from jupyter_medagent.imaging.formats import seg_nrrd_segments

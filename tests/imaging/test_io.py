@@ -6,7 +6,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging import Volume, load_volume, reorient, save_volume
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from jupyter_medagent.imaging import build_data_card, load_pair, patient_of
-from jupyter_medagent.imaging.phantom import simulate_patient, synth_cardiac
+from jupyter_medagent.synth.phantom import simulate_patient
+from jupyter_medagent.synth.replicas import synth_cardiac
 from jupyter_medagent.imaging.volume import Volume
 from jupyter_medagent.judge.quantitative import check_dataset, dataset_convention
 

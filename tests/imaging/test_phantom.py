@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jupyter_medagent.imaging import dice_per_label, ejection_fraction, load_volume, volumes_ml
-from jupyter_medagent.imaging.phantom import synth_cardiac
+from jupyter_medagent.synth.replicas import synth_cardiac
 from jupyter_medagent.judge.findings import PITFALL_KINDS
 
 

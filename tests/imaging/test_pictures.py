@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from jupyter_medagent.imaging import build_data_card, load_pair
-from jupyter_medagent.imaging.phantom2d import synth_itk, synth_seg2d, synth_xray
+from jupyter_medagent.synth.phantom2d import synth_itk, synth_seg2d, synth_xray
 from jupyter_medagent.judge.quantitative import check_dataset
 
 # The planted pitfall -> the finding kind that reports it.
@@ -151,7 +151,7 @@ def test_planted_2d_pitfalls_are_found_without_false_alarms(tmp_path):
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_medmnist_npz_is_read_by_its_keys(tmp_path, dims):
-    from jupyter_medagent.imaging.phantom2d import synth_medmnist
+    from jupyter_medagent.synth.phantom2d import synth_medmnist
 
     manifest = synth_medmnist(tmp_path / "mm", per_class=6, dims=dims)
     card = build_data_card(tmp_path / "mm")

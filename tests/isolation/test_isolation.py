@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits, guard
-from jupyter_medagent.kernel import KernelClientExecutor
+from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
 from jupyter_medagent.safety.quoting import quote_untrusted
 from jupyter_medagent.safety.redact import Redactor, dicom_identifiers
 
@@ -95,7 +95,7 @@ def test_sandboxed_kernel_sees_no_secrets_no_home_and_no_network(bwrap, tmp_path
     out = Path(os.path.realpath(ROOT)) / ".test-isolation-out"
     out.mkdir(exist_ok=True)
     try:
-        executor = KernelIsolation("sandbox", out, None, KernelLimits(memory_mb=4096, cpu_seconds=600)).new_kernel_executor()
+        executor = new_kernel_executor(KernelIsolation("sandbox", out, None, KernelLimits(memory_mb=4096, cpu_seconds=600)))
         try:
             result = executor.execute("import os, resource, socket\n"
                                       "print(sorted(os.environ), os.getcwd(), resource.getrlimit(resource.RLIMIT_AS)[0])\n"
@@ -121,7 +121,7 @@ def test_a_sandbox_started_from_tmp_keeps_its_private_writable_tmp(bwrap, tmp_pa
     out = Path(os.path.realpath(ROOT)) / ".test-isolation-out"
     out.mkdir(exist_ok=True)
     try:
-        executor = KernelIsolation("sandbox", out, None, KernelLimits()).new_kernel_executor()
+        executor = new_kernel_executor(KernelIsolation("sandbox", out, None, KernelLimits()))
         try:
             result = executor.execute(f"import os, tempfile\nprint(tempfile.mkdtemp().startswith('/tmp/'), "
                                       f"os.access(os.path.expanduser('~'), os.W_OK), os.path.exists({str(host_file)!r}))")
@@ -148,7 +148,7 @@ def test_libraries_load_native_code_from_read_only_folders_under_tmp_but_not_fro
     out.mkdir(exist_ok=True)
     shutil.copy(library, out / "libwritten.so")
     try:
-        executor = KernelIsolation("sandbox", out, str(packages), KernelLimits()).new_kernel_executor()
+        executor = new_kernel_executor(KernelIsolation("sandbox", out, str(packages), KernelLimits()))
         try:
             loaded = executor.execute(f"import sys\nsys.path.insert(0, {str(packages)!r})\nimport native_loader\n"
                                       f"print(native_loader.load({str(packages / 'libnative.so')!r}) is not None)")

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from jupyter_client.session import Session
 from markdown_it import MarkdownIt
 
-from jupyter_medagent.agent.protocols import METRICS_MIME
+from jupyter_medagent.contracts.mime import METRICS_MIME
 from jupyter_medagent.isolation.outputs import Rewriter
 
 KEY = b"0123456789abcdef"

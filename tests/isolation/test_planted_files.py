@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits
-from jupyter_medagent.kernel import KernelClientExecutor
+from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor, new_kernel_manager
 
 ROOT = Path(os.path.realpath(Path(__file__).resolve().parents[2]))
 LIMITS = KernelLimits(memory_mb=8192, cpu_seconds=600)
@@ -61,7 +61,7 @@ def test_modules_planted_in_the_output_folder_never_run_when_a_sandboxed_kernel_
     next kernel (a restart, the verification re-run) must import the real package, not the planted one."""
     marks = plant(place / "output")
     (place / "output" / "beside.py").write_text("VALUE = 7\n")  # a module of the run's own still imports
-    executor = KernelIsolation("sandbox", place / "output", None, LIMITS).new_kernel_executor()
+    executor = new_kernel_executor(KernelIsolation("sandbox", place / "output", None, LIMITS))
     try:
         found = run_cell(executor, "import beside, json, jupyter_medagent, os\n"
                                    "print(json.dumps({'package': jupyter_medagent.__file__, 'cwd': os.getcwd(), "
@@ -217,7 +217,7 @@ def test_a_sandboxed_kernel_sees_raw_and_linked_dicom_de_identified(bwrap, place
     """Finding 1: raw DICOM without preamble or extension, and DICOM behind a symlinked folder and file."""
     raw_pacs(place / "data", place / "outside")
     isolation = KernelIsolation("sandbox", place / "output", str(place / "data"), LIMITS)
-    executor = KernelClientExecutor(cwd=place / "output", manager=isolation.kernel_manager(), guard=None)
+    executor = KernelClientExecutor(cwd=place / "output", manager=new_kernel_manager(isolation), guard=None)
     try:
         found = run_cell(executor, f"DATA = {str(place / 'data')!r}\n" + READ_ALL)
     finally:

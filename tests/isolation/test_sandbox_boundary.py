@@ -18,7 +18,7 @@ import pytest
 
 from jupyter_medagent.isolation import KernelIsolation, KernelLimits
 from jupyter_medagent.isolation.launch import capabilities
-from jupyter_medagent.kernel import KernelClientExecutor
+from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_manager
 
 ROOT = Path(os.path.realpath(Path(__file__).resolve().parents[2]))
 LIMITS = KernelLimits(memory_mb=8192, cpu_seconds=600)
@@ -41,7 +41,7 @@ def place(tmp_path):
 def run_in_sandbox(place: Path, code: str, data: Path | None = None) -> dict:
     """Run ``code`` (which prints one JSON line) in a sandboxed kernel without the guard; returns that JSON."""
     isolation = KernelIsolation("sandbox", place / "output", str(data) if data else None, LIMITS)
-    executor = KernelClientExecutor(cwd=place / "output", manager=isolation.kernel_manager(), guard=None)
+    executor = KernelClientExecutor(cwd=place / "output", manager=new_kernel_manager(isolation), guard=None)
     try:
         result = executor.execute(code, timeout=120)
     finally:

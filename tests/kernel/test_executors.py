@@ -66,7 +66,7 @@ def test_timeout_interrupts(kernel):
 def test_unreachable_kernel_is_a_clear_error(tmp_path):
     import json
 
-    from jupyter_medagent.errors import MedagentError
+    from jupyter_medagent.contracts.errors import MedagentError
 
     connection = tmp_path / "kernel-gone.json"
     connection.write_text(json.dumps({"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,

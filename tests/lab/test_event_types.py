@@ -27,7 +27,7 @@ def test_the_committed_typescript_event_types_are_what_the_python_events_generat
 
 
 def test_every_event_kind_is_in_the_union_with_its_fields_and_types():
-    from jupyter_medagent.agent.events import Finished, Usage, Verdict
+    from jupyter_medagent.contracts.events import Finished, Usage, Verdict
 
     gen = generator()
     text = gen.render()

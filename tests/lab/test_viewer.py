@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("ipyniivue")
 
 from jupyter_medagent import view  # noqa: E402
-from jupyter_medagent.errors import DataError  # noqa: E402
+from jupyter_medagent.contracts.errors import DataError  # noqa: E402
 
 
 def test_image_and_label_files(phantom_clean):

@@ -16,9 +16,9 @@ import time
 import nbformat
 import pytest
 
-from jupyter_medagent.agent.budget import Budget
+from jupyter_medagent.contracts.budget import Budget
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.kernel import KernelClientExecutor
 from jupyter_medagent.safety import safety_for

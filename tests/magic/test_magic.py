@@ -93,8 +93,8 @@ def test_magic_in_a_real_kernel_keeps_outputs_in_the_agents_cells(tmp_path):
 
     from jupyter_client.manager import start_new_kernel
 
-    from jupyter_medagent.imaging.phantom import synth_cardiac
-    from jupyter_medagent.magic import RUN_MIME
+    from jupyter_medagent.synth.replicas import synth_cardiac
+    from jupyter_medagent.contracts.mime import RUN_MIME
 
     synth_cardiac(tmp_path / "data", cases=2, seed=1, pitfalls=["orientation_flip"])
     km, kc = start_new_kernel(cwd=str(tmp_path), env={**os.environ, "JPY_SESSION_NAME": str(tmp_path / "study.ipynb")})

@@ -18,7 +18,7 @@ pytest.importorskip("jupyter_server_mcp")
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from jupyter_medagent.imaging.phantom import synth_cardiac  # noqa: E402
+from jupyter_medagent.synth.replicas import synth_cardiac  # noqa: E402
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from jupyter_medagent.imaging.phantom import synth_cardiac  # noqa: E402
+from jupyter_medagent.synth.replicas import synth_cardiac  # noqa: E402
 
 MEDAGENT = str(Path(sys.executable).with_name("medagent"))
 TOOLS = {"inspect_data", "check_pair", "render", "propose_plan", "toolkit_reference", "solve"}
@@ -106,8 +106,8 @@ def test_solve_runs_the_offline_agent_and_writes_the_notebook(tmp_path, cine):
 
 def test_patient_identifiers_never_leave(tmp_path):
     from jupyter_medagent.imaging.dicom_export import write_series
-    from jupyter_medagent.imaging.phantom import simulate_patient
-    from jupyter_medagent.imaging.replicas import cine
+    from jupyter_medagent.synth.phantom import simulate_patient
+    from jupyter_medagent.synth.replicas import cine
     from jupyter_medagent.imaging.volume import Volume
 
     patient = simulate_patient(3, 1)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from jupyter_medagent.cli.run import DEMO_REQUEST
-from jupyter_medagent.imaging.phantom import synth_cardiac
+from jupyter_medagent.synth.replicas import synth_cardiac
 
 
 @pytest.mark.slow

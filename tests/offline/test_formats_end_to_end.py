@@ -99,7 +99,7 @@ def test_plans_for_2d_data_choose_their_recipe_and_their_code_compiles(tmp_path,
     from jupyter_medagent.judge.quantitative import check_dataset
     from jupyter_medagent.plan.compute import compute_fingerprint
     from jupyter_medagent.plan.intent import parse_request
-    from jupyter_medagent.plan.plan import make_plan
+    from jupyter_medagent.plan import make_plan
 
     assert medagent("synth", maker[0], tmp_path / "data", *maker[1:]).returncode == 0
     card = build_data_card(tmp_path / "data")

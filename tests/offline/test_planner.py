@@ -9,7 +9,7 @@ import pytest
 from jupyter_medagent.agent.protocols import AgentView, Observation
 from jupyter_medagent.backends import make_backend
 from jupyter_medagent.backends.offline.planner import Planner, match_rule
-from jupyter_medagent.errors import ConfigError
+from jupyter_medagent.contracts.errors import ConfigError
 from jupyter_medagent.plan import ComputeFingerprint, PlanFailed, Preferences, make_plan, parse_request
 
 EXPERT = ("Segment the LV cavity, LV myocardium and RV cavity on the ED and ES frames of these short-axis cine "
@@ -428,7 +428,7 @@ def test_a_run_that_retrains_reproduces_its_reported_numbers_when_verified(tmp_p
     """Issue 22: a repair that trained again ran in a kernel whose random state the first training had consumed,
     and the verified notebook re-ran to other numbers. A bar that 20 steps of training miss and 40 meet forces the
     train_longer repair; the verification re-run compares the headline numbers with the reported ones."""
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     synth_cardiac(tmp_path / "data", cases=6, seed=1)
     result = subprocess.run([sys.executable, "-m", "jupyter_medagent.cli", "run", "Segment the LV, myocardium and RV",
@@ -451,7 +451,7 @@ def test_a_run_that_retrains_reproduces_its_reported_numbers_when_verified(tmp_p
 def test_repairs_reach_the_event_stream(tmp_path):
     """A repair rule that fires shows up as a Repair event, not only in the planner's log."""
     from jupyter_medagent.agent.loop import Agent
-    from jupyter_medagent.agent.task import Task
+    from jupyter_medagent.contracts.task import Task
     from jupyter_medagent.backends.offline import OfflineBackend
 
     class OneError:
@@ -475,7 +475,7 @@ def test_repairs_reach_the_event_stream(tmp_path):
         def close(self):
             pass
 
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     synth_cardiac(tmp_path / "data", cases=3, seed=0)
     agent = Agent(Task(ORDINARY, str(tmp_path / "data"), str(tmp_path)), OfflineBackend(), OneError(),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_medagent.agent.loop import Agent
-from jupyter_medagent.agent.task import Task
+from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.safety import SafetyPolicy, check_code, quote_untrusted, safety_for
 
 DANGEROUS = {

@@ -50,7 +50,7 @@ def gateway(tmp_path_factory):
 
 
 def test_cli_runs_and_verifies_on_the_gateways_kernels(gateway, tmp_path):
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     url, log = gateway
     synth_cardiac(tmp_path / "data", cases=3, seed=1)

@@ -74,7 +74,7 @@ def test_the_persona_is_registered_for_jupyter_ai():
 
 
 async def test_a_chat_request_runs_the_agent_and_reports_in_the_chat(jp_serverapp, jp_root_dir):
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     synth_cardiac(jp_root_dir / "studies" / "cine", cases=2, seed=1, pitfalls=["orientation_flip"])
     medagent, chat = persona(jp_serverapp)
@@ -116,7 +116,7 @@ async def test_the_server_answers_while_a_chat_run_trains_and_the_chats_stop_sto
                                                                                       jp_fetch):
     import asyncio
 
-    from jupyter_medagent.imaging.phantom import synth_cardiac
+    from jupyter_medagent.synth.replicas import synth_cardiac
 
     synth_cardiac(jp_root_dir / "studies" / "cine", cases=4, seed=4)
     medagent, chat = persona(jp_serverapp)

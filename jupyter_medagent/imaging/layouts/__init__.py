@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging.layouts.common import Cine, Discovery, Entry, Source, patient_of, phase_of
 
 __all__ = ["Cine", "Discovery", "Entry", "Source", "discover", "patient_of", "phase_of"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging import dicom
 from jupyter_medagent.imaging.layouts.common import Discovery, Entry, Source, finding
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 from jupyter_medagent.imaging.formats import MEDMNIST_SPLITS, npz_keys, npz_labels
 from jupyter_medagent.imaging.layouts.common import Discovery, Entry, Source, finding
 

@@ -20,7 +20,7 @@ from jupyter_medagent.imaging.layouts.common import (
     CINE_MIN_FRAMES, Cine, Discovery, Entry, Source, finding, is_image_file, label_marker, patient_of, phase_of,
     strip_suffix,
 )
-from jupyter_medagent.errors import DataError
+from jupyter_medagent.contracts.errors import DataError
 
 NAME = "folder of images and label maps"
 LABEL_FOLDERS = ("labels", "masks", "segmentations")  # beside images/: labels matched to images by stem

@@ -11,7 +11,7 @@ import numpy as np
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, PlanFailed, Preferences, Step
-from jupyter_medagent.plan.recipes import Recipe, register
+from jupyter_medagent.plan.recipes.base import Recipe, register
 
 MAX_SIDE = 64  # volumes are resized to at most 64 voxels a side: enough for a lesion, cheap on a CPU
 MAX_SIDE_2D_GPU = 224  # pictures: the input size of ImageNet-era CNNs on a GPU

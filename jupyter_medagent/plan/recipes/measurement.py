@@ -8,7 +8,7 @@ from typing import Any
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences
-from jupyter_medagent.plan.recipes import Recipe, register, targets
+from jupyter_medagent.plan.recipes.base import Recipe, register, targets
 
 
 @register

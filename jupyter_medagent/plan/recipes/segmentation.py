@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from jupyter_medagent.agent.task import unmet_criteria
+from jupyter_medagent.contracts.task import unmet_criteria
 from jupyter_medagent.plan.compute import ComputeFingerprint
 from jupyter_medagent.plan.intent import Intent
 from jupyter_medagent.plan.plan import Plan, Preferences, Step, training_params
-from jupyter_medagent.plan.recipes import Recipe, Review, register, targets
+from jupyter_medagent.plan.recipes.base import Recipe, Review, register, targets
 from jupyter_medagent.plan.training import plan_training
 
 THICK_SLICE_ANISOTROPY = 3.0  # largest/smallest spacing above this: never interpolate across the thick axis

@@ -9,8 +9,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from jupyter_medagent.judge.findings import PITFALL_KINDS
+
 # ACDC (1 RV, 2 MYO, 3 LV) -> M&Ms (1 LV, 2 MYO, 3 RV): the RV and LV values swap.
 ACDC_TO_MNMS = {1: 3, 2: 2, 3: 1}
+
+
+def parse_pitfall_kinds(pitfalls: str | list[str]) -> tuple[str, ...]:
+    if isinstance(pitfalls, str):
+        if pitfalls in ("", "none"):
+            return ()
+        if pitfalls == "all":
+            return PITFALL_KINDS
+        pitfalls = [p.strip() for p in pitfalls.split(",") if p.strip()]
+    unknown = [p for p in pitfalls if p not in PITFALL_KINDS]
+    if unknown:
+        raise ValueError(f"unknown pitfall kind(s) {unknown}; choose from {', '.join(PITFALL_KINDS)}, 'all' or 'none'")
+    return tuple(pitfalls)
 
 
 def plan_pitfalls(case_ids: list[str], kinds: tuple[str, ...], rng: np.random.Generator) -> dict[str, str]:

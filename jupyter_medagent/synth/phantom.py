@@ -16,45 +16,14 @@ voxel volume), so they are exactly what a perfect segmentation would give.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from jupyter_medagent.judge.findings import PITFALL_KINDS
-
 ACDC_LABELS = {1: "RV", 2: "MYO", 3: "LV"}
 MATRIX = 128  # in-plane voxels
-CINE_FRAMES = 12  # frames per cine when a layout needs one and none was asked for
 SYSTOLE_FRACTION = 0.35  # end-systole falls a third of the way through the cycle
-
-
-def synth_cardiac(out_dir, cases: int = 20, seed: int = 0, pitfalls: str | list[str] = "none", *,
-                  layout: str = "nnunet", frames: int = 0, test_cases: int = 0, matrix=(MATRIX, MATRIX)) -> dict:
-    """Write ``cases`` labelled patients (plus ``test_cases`` unlabelled ones) under ``out_dir`` in ``layout``
-    and return the manifest with the truth.
-
-    ``frames``: 0 writes the ED and ES volumes only; N >= 2 simulates a cine of N frames per patient (ED at
-    frame 0, ES at the end of systole), which the ACDC and M&Ms layouts need and default to.
-    ``layout``: nnunet (imagesTr/labelsTr, the default), acdc, mnms or msd (imaging/replicas.py).
-    Pitfalls are planted in the nnunet layout only.
-    """
-    from jupyter_medagent.imaging.replicas import WRITERS
-
-    if cases < 1:
-        raise ValueError("cases must be at least 1")
-    if layout not in WRITERS:
-        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(WRITERS)}")
-    kinds = parse_pitfall_kinds(pitfalls)
-    if kinds and layout != "nnunet":
-        raise ValueError("pitfalls are planted in the nnunet layout only")
-    if layout in ("acdc", "mnms") and frames < 2:
-        frames = CINE_FRAMES
-    writer = WRITERS[layout](Path(out_dir), seed, kinds, cases)
-    for number in range(1, cases + test_cases + 1):  # one patient at a time: a cine data set never sits in memory
-        writer.add(simulate_patient(seed, number, frames, tuple(matrix)), labelled=number <= cases)
-    return writer.finish()
 
 
 @dataclass
@@ -106,19 +75,6 @@ def _contraction(t: int, frames: int, es: int) -> float:
     if t <= es:
         return float((1 - np.cos(np.pi * t / es)) / 2)
     return float((1 + np.cos(np.pi * (t - es) / (frames - es))) / 2)
-
-
-def parse_pitfall_kinds(pitfalls: str | list[str]) -> tuple[str, ...]:
-    if isinstance(pitfalls, str):
-        if pitfalls in ("", "none"):
-            return ()
-        if pitfalls == "all":
-            return PITFALL_KINDS
-        pitfalls = [p.strip() for p in pitfalls.split(",") if p.strip()]
-    unknown = [p for p in pitfalls if p not in PITFALL_KINDS]
-    if unknown:
-        raise ValueError(f"unknown pitfall kind(s) {unknown}; choose from {', '.join(PITFALL_KINDS)}, 'all' or 'none'")
-    return tuple(pitfalls)
 
 
 # --------------------------------------------------------------------------- anatomy

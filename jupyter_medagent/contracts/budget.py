@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jupyter_medagent.contracts.options import RunOptions
+
 
 class BudgetExceeded(Exception):
     """Raised by a backend that would overspend (e.g. money) before it calls a model."""
@@ -15,7 +17,7 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class Budget:
-    max_steps: int = 80  # model turns, each however many tool calls it makes
+    max_steps: int = RunOptions.max_steps  # model turns, each however many tool calls it makes
     max_seconds: float = 3600.0
     max_tokens: int | None = None
     max_cost_usd: float | None = None

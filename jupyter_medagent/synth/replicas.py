@@ -21,10 +21,36 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from jupyter_medagent.imaging.phantom import ACDC_LABELS, SimulatedPatient
-from jupyter_medagent.imaging.pitfalls import ACDC_TO_MNMS, plan_pitfalls, plant
+from jupyter_medagent.synth.phantom import ACDC_LABELS, MATRIX, SimulatedPatient, simulate_patient
+from jupyter_medagent.synth.pitfalls import ACDC_TO_MNMS, parse_pitfall_kinds, plan_pitfalls, plant
 
 CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+CINE_FRAMES = 12  # frames per cine when a layout needs one and none was asked for
+
+
+def synth_cardiac(out_dir, cases: int = 20, seed: int = 0, pitfalls: str | list[str] = "none", *,
+                  layout: str = "nnunet", frames: int = 0, test_cases: int = 0, matrix=(MATRIX, MATRIX)) -> dict:
+    """Write ``cases`` labelled patients (plus ``test_cases`` unlabelled ones) under ``out_dir`` in ``layout``
+    and return the manifest with the truth.
+
+    ``frames``: 0 writes the ED and ES volumes only; N >= 2 simulates a cine of N frames per patient (ED at
+    frame 0, ES at the end of systole), which the ACDC and M&Ms layouts need and default to.
+    ``layout``: nnunet (imagesTr/labelsTr, the default), acdc, mnms or msd (the writers below).
+    Pitfalls are planted in the nnunet layout only.
+    """
+    if cases < 1:
+        raise ValueError("cases must be at least 1")
+    if layout not in WRITERS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(WRITERS)}")
+    kinds = parse_pitfall_kinds(pitfalls)
+    if kinds and layout != "nnunet":
+        raise ValueError("pitfalls are planted in the nnunet layout only")
+    if layout in ("acdc", "mnms") and frames < 2:
+        frames = CINE_FRAMES
+    writer = WRITERS[layout](Path(out_dir), seed, kinds, cases)
+    for number in range(1, cases + test_cases + 1):  # one patient at a time: a cine data set never sits in memory
+        writer.add(simulate_patient(seed, number, frames, tuple(matrix)), labelled=number <= cases)
+    return writer.finish()
 
 
 class Writer:

@@ -174,7 +174,7 @@ class Results(Event):
     """What the run found, shown before the verification re-run (which takes about as long as the run)."""
 
     summary: str
-    headline: list[dict[str, Any]]  # see agent/headline.py
+    headline: list[dict[str, Any]]  # see notebook/headline.py
     metrics: dict[str, Any] = field(default_factory=dict)
     kind: str = field(init=False, default="results")
 
@@ -191,6 +191,6 @@ class Finished(Event):
     metrics: dict[str, Any] = field(default_factory=dict)
     notebook: str | None = None
     reexecuted_ok: bool | None = None
-    headline: list[dict[str, Any]] = field(default_factory=list)  # the numbers the user asked for (agent/headline.py)
+    headline: list[dict[str, Any]] = field(default_factory=list)  # the numbers the user asked for (notebook/headline.py)
     verified: str = "not run"
     kind: str = field(init=False, default="finished")
