@@ -227,9 +227,9 @@ def test_a_runs_events_carry_no_output_that_makes_the_browser_fetch(project):
             f"display(HTML('<img src=\"{beacon}-html\"><b>kept</b>'))\ndisplay(Markdown('![m]({beacon}-md)'))")
     script = [("add_cell", {"source": cell, "note": "Show it."}), ("finish", {"status": "solved", "summary": "done"})]
     server = WireServer([openai_reply(tool=step, call_id=f"call_{i}") for i, step in enumerate(script)])
-    options = RunOptions("Count the scans.", str(data), project_dir, "refined.ipynb",
-                         f"openai:test-model@{server.url}/v1", safety="off")
-    agent = build_agent(options, lambda isolation: isolation.new_kernel_executor())
+    setup = RunSetup("Count the scans.", str(data), project_dir, "refined.ipynb",
+                     RunOptions(backend=f"openai:test-model@{server.url}/v1", safety="off"))
+    agent = build_agent(setup, new_kernel_executor)
     try:
         events = [event.to_json() for event in agent.run()]
     finally:
