@@ -8,6 +8,7 @@ from typing import Any
 
 from jupyter_medagent.contracts.events import CellOutput, Event, Progress
 from jupyter_medagent.contracts.mime import PROGRESS_MIME
+from jupyter_medagent.isolation.outputs import clean_outputs
 
 SNAPSHOT_EVERY_S = 0.5  # enough to look live, few enough that a chatty cell does not flood the event log
 
@@ -44,6 +45,6 @@ class LiveOutputs:
                                        report.get("eta_s"), str(report.get("text", "")), self.cell_id))
         if now - self._last_sent >= SNAPSHOT_EVERY_S and outputs != self._sent_outputs:
             self._last_sent = now
-            self._sent_outputs = [dict(o) for o in outputs]
+            self._sent_outputs = clean_outputs(outputs)  # for pages: a model cell's HTML may name remote images
             events.append(CellOutput(self.cell_id, self._sent_outputs, round(now - self.started, 1)))
         return events

@@ -26,6 +26,7 @@ from jupyter_medagent.contracts.protocols import (
 from jupyter_medagent.agent.skills import ALL_SKILL_TOOLS, SKILL_TOOLS, proposal_text, toolkit_reference
 from jupyter_medagent.contracts.task import Task
 from jupyter_medagent.contracts.errors import DataError, KernelDied, MedagentError, NotebookWriteError
+from jupyter_medagent.isolation.outputs import clean_outputs
 from jupyter_medagent.judge.panel import merge_verdicts
 from jupyter_medagent.kernel.outputs import cut_lines, outputs_as_text
 from jupyter_medagent.notebook.draft import DraftCell, DraftNotebook
@@ -426,7 +427,7 @@ class Toolbox:
         cell.outputs, cell.duration_s = result.outputs, result.duration_s
         cell.status = "ok" if result.ok else "error"
         self.errors_seen += not result.ok
-        yield CellExecuted(cell.id, result.outputs, result.error, result.duration_s)
+        yield CellExecuted(cell.id, clean_outputs(result.outputs), result.error, result.duration_s)  # for pages
         images = self._collect(cell, result)
         for png in images:
             yield Render(cell.id, png, cell.note)

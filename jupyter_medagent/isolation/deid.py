@@ -5,7 +5,13 @@ DICOM files are de-identified by dicognito (names, IDs, addresses, institutions 
 replaced, dates shifted, UIDs re-mapped consistently: the same UID gets the same new UID in every
 file, so a SEG still references its series) and have their private tags removed; every other file is a
 hard link to the original (or, across filesystems, bound read-only over an empty placeholder); a DICOM
-file that cannot be read is left out of the view. The
+file that cannot be read is left out of the view. Free-text attributes that the basic profile of PS3.15
+removes and dicognito keeps (StudyDescription, ImageComments, PatientComments, ...) are removed, at any depth;
+SeriesDescription and ProtocolName, which tell a series' kind (cine, short axis), stay with the patient's name parts replaced.
+Folder and file names that hold a PatientID, AccessionNumber or a part of the PatientName of a DICOM file in
+the data (as PACS exports name them) show a pseudonym in their place, the same for the same value in every
+build. Archives (zip, tar, 7z, compressed tars or DICOM) are left out, with a note in their place saying to
+unpack them first: what they hold cannot be de-identified as files. The
 sandbox binds the mirror read-only in place of the data folder, so model-written code never holds an
 identifying DICOM value. The mapping from each de-identified file to the original's identifying values
 stays in the cache, on the host.
@@ -18,15 +24,18 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIRROR_VERSION = 2  # bump when the de-identification changes: every cached mirror is rebuilt
+MIRROR_VERSION = 3  # bump when the de-identification changes: every cached mirror is rebuilt
 
 
 def cache_root() -> Path:
@@ -46,6 +55,7 @@ class DeidView:
     binds: list[tuple[str, str]] = field(default_factory=list)
     dicom_files: int = 0
     passthrough: list[str] = field(default_factory=list)  # relative folders shown as they are
+    left_out: list[str] = field(default_factory=list)  # relative paths of archives not shown, with a note instead
 
     def bwrap_args(self) -> list[str]:
         """bubblewrap's arguments showing this view at the data folder's own path, read-only."""
@@ -68,6 +78,79 @@ def _seed(root: Path) -> str:
     return path.read_text().strip()
 
 
+# Free text the basic application level confidentiality profile (PS3.15 E.1-1) removes ("X") and dicognito keeps.
+FREE_TEXT_TAGS = ("StudyDescription", "ImageComments", "PatientComments", "RequestedProcedureDescription",
+                  "AdditionalPatientHistory", "StudyComments", "ReasonForStudy", "RequestingService",
+                  "PerformedProcedureStepDescription", "ScheduledProcedureStepDescription",
+                  "AdmittingDiagnosesDescription", "DerivationDescription", "Occupation", "MedicalAlerts",
+                  "Allergies", "PatientState", "AcquisitionComments", "ReasonForTheRequestedProcedure",
+                  "RequestedProcedureComments", "ImagingServiceRequestComments", "InterpretationText",
+                  "TextValue", "CommentsOnThePerformedProcedureStep", "VisitComments",
+                  "DischargeDiagnosisDescription", "ServiceEpisodeDescription")
+# Free text that tells a series' kind (cine, short axis): kept with the patient's name parts replaced.
+SCRUBBED_TAGS = ("SeriesDescription", "ProtocolName")
+# Where a PACS export names folders and files by the patient.
+NAMING_TAGS = ("PatientID", "AccessionNumber", "PatientName", "OtherPatientIDs")
+LEFT_OUT_SUFFIX = ".medagent-left-out.txt"  # the note shown in place of an archive
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"7z\xbc\xaf\x27\x1c", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd",
+                  b"Rar!")
+
+
+def identifying_terms(original: dict[str, str]) -> set[str]:
+    """What a name may not show of one DICOM file: its IDs and accession number, each part of its names."""
+    terms = set()
+    for keyword in NAMING_TAGS:
+        for value in re.split(r"\\|', '", original.get(keyword, "").strip("[]'")):  # a MultiValue's str() too
+            parts = re.split(r"[\^\s,.=]+", value) if keyword == "PatientName" else [value]
+            terms.update(part.strip().lower() for part in parts if len(part.strip()) >= 2)
+    return terms
+
+
+def replace_terms(text: str, terms: set[str], pseudonym) -> str:
+    """``text`` with every term replaced by ``pseudonym(term)``: as a substring from 4 characters on, as a
+    whole word below (a 3-letter name would otherwise match inside ordinary words)."""
+    for term in sorted(terms, key=len, reverse=True):
+        pattern = re.escape(term) if len(term) >= 4 else rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9])"
+        replacement = pseudonym(term).replace("\\", "\\\\")  # a literal, not a template
+        text = re.sub(pattern, replacement, text, flags=re.I)
+    return text
+
+
+def _scrub_free_text(ds, terms: set[str]) -> None:
+    for keyword in FREE_TEXT_TAGS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    for keyword in SCRUBBED_TAGS:
+        if ds.get(keyword) not in (None, ""):
+            setattr(ds, keyword, replace_terms(str(ds.get(keyword)), terms, lambda _term: "anon"))
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                _scrub_free_text(item, terms)
+
+
+def _is_archive(path: Path) -> bool:
+    """A zip, tar, 7z, rar, bzip2/xz/zstd stream, or gzip of a tar or of DICOM, by content (a .nii.gz is kept)."""
+    import tarfile
+
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_ARCHIVE_MAGIC):
+        return True
+    if head.startswith(b"\x1f\x8b"):
+        with open(path, "rb") as handle:
+            try:  # what the start of the stream holds, even where the rest is cut off
+                inner = zlib.decompressobj(wbits=31).decompress(handle.read(1 << 16), 512)
+            except zlib.error:
+                return False  # not a gzip stream after all: nothing unpacks it
+        return (inner[128:132] == b"DICM" or inner[257:262] == b"ustar"
+                or (len(inner) >= 8 and int.from_bytes(inner[:2], "little") in FIRST_GROUPS))
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
 def _deidentify(source: Path, target: Path, anonymizer) -> dict[str, str]:
     """Write the de-identified copy of ``source`` to ``target``; returns the original identifying values."""
     import pydicom
@@ -78,6 +161,7 @@ def _deidentify(source: Path, target: Path, anonymizer) -> dict[str, str]:
     original = {k: str(ds.get(k)) for k in (*IDENTIFYING_TAGS, "StudyInstanceUID", "SeriesInstanceUID",
                                              "SOPInstanceUID") if ds.get(k) not in (None, "")}
     ds.remove_private_tags()
+    _scrub_free_text(ds, identifying_terms(original))
     anonymizer.anonymize(ds)
     tmp = target.with_name(target.name + ".part")
     ds.save_as(str(tmp), enforce_file_format=False)
@@ -175,25 +259,31 @@ def deidentified_view(data_dir: str | os.PathLike, passthrough: list[str] = (),
             index = {"version": MIRROR_VERSION, "data_dir": str(data), "files": {}}
         mapping = json.loads(mapping_path.read_text()) if mapping_path.exists() and index["files"] else {}
         anonymizer = None
-        seen, binds, dicom_files = set(), [], 0
+        seen, binds, dicom_files, left_out = set(), [], 0, []
         folders, files = _files(data, inside, [*map(os.path.realpath, hidden), os.path.realpath(root)])
+        view_path = _view_paths(files, index, mapping, inside, _seed(root))
         for rel_dir in folders:
-            target = mirror / rel_dir
+            target = mirror / view_path(rel_dir)
             if target.is_symlink() or target.is_file():  # was a file or link in an older build
                 target.unlink()
             target.mkdir(parents=True, exist_ok=True)
         for rel, source, st in files:
-            target = mirror / rel
+            view = view_path(rel)
             seen.add(rel)
             stamp = [st.st_mtime_ns, st.st_size, st.st_ino]
             entry = index["files"].get(rel)
-            if entry and entry["stamp"] == stamp and (target.exists() or entry["kind"] == "unreadable"):
+            if entry and entry["stamp"] == stamp and entry.get("view") in (view, view + LEFT_OUT_SUFFIX) and (
+                    (mirror / entry["view"]).exists() or entry["kind"] == "unreadable"):
                 dicom_files += entry["kind"] == "dicom"
                 if entry["kind"] == "bind":
-                    binds.append((str(source), str(target)))
+                    binds.append((str(source), str(mirror / view)))
+                if entry["kind"] == "archive":
+                    left_out.append(rel)
                 continue
-            if target.exists() or target.is_symlink():
-                target.unlink()
+            for stale in {mirror / view, *([mirror / entry["view"]] if entry and entry.get("view") else [])}:
+                if stale.is_file() or stale.is_symlink():
+                    stale.unlink()
+            target = mirror / view
             if _is_dicom(source):
                 if anonymizer is None:
                     anonymizer = Anonymizer(seed=_seed(root))
@@ -203,6 +293,14 @@ def deidentified_view(data_dir: str | os.PathLike, passthrough: list[str] = (),
                     dicom_files += 1
                 except Exception:  # unreadable: left out of the view rather than shown as it is
                     kind = "unreadable"
+            elif _is_archive(source):
+                view += LEFT_OUT_SUFFIX
+                (mirror / view).write_text(
+                    f"{os.path.basename(view_path(rel))} is an archive: medagent cannot de-identify what it holds, "
+                    "so the sandbox does not show it. Unpack it into the data folder first; DICOM files there "
+                    "are shown de-identified.\n")
+                kind = "archive"
+                left_out.append(rel)
             else:
                 try:
                     os.link(os.path.realpath(source), target)
@@ -211,20 +309,52 @@ def deidentified_view(data_dir: str | os.PathLike, passthrough: list[str] = (),
                     target.touch()
                     kind = "bind"
                     binds.append((str(source), str(target)))
-            index["files"][rel] = {"stamp": stamp, "kind": kind}
+            index["files"][rel] = {"stamp": stamp, "kind": kind, "view": view}
         for rel in set(index["files"]) - seen:  # removed from the data folder since the last build
-            index["files"].pop(rel)
+            entry = index["files"].pop(rel)
             mapping.pop(rel, None)
-            stale = mirror / rel
+            stale = mirror / entry.get("view", rel)
             if stale.is_file() or stale.is_symlink():
                 stale.unlink()
+        shown = {view_path(rel_dir) for rel_dir in folders}  # each folder's parents are among them
+        for dirpath, _dirs, _names in os.walk(mirror, topdown=False):  # folders gone, or shown under a new name
+            if os.path.relpath(dirpath, mirror) not in shown:
+                shutil.rmtree(dirpath, ignore_errors=True)
         index_path.write_text(json.dumps(index))
         fd = os.open(mapping_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(mapping, handle)
-    if not dicom_files:
+    if not dicom_files and not left_out:
         return None
-    return DeidView(str(data), str(mirror), binds, dicom_files, sorted(inside))
+    return DeidView(str(data), str(mirror), binds, dicom_files, sorted(inside), sorted(left_out))
+
+
+def _view_paths(files, index: dict, mapping: dict, inside: set[str], seed: str):
+    """The function giving each relative path its name in the view: every folder or file name part that
+    holds an identifying term of a DICOM file in the data replaced by that term's pseudonym."""
+    import pydicom
+
+    terms: set[str] = set()
+    for rel, source, st in files:
+        entry = index["files"].get(rel)
+        if entry and entry["stamp"] == [st.st_mtime_ns, st.st_size, st.st_ino]:
+            terms |= identifying_terms(mapping.get(rel, {}))
+        elif _is_dicom(source):
+            try:
+                ds = pydicom.dcmread(str(source), stop_before_pixels=True, force=True)
+            except Exception:  # unreadable: _deidentify leaves it out
+                continue
+            terms |= identifying_terms({k: str(ds.get(k)) for k in NAMING_TAGS if ds.get(k) not in (None, "")})
+
+    def pseudonym(term: str) -> str:
+        return "anon-" + hmac.new(seed.encode(), term.encode(), "sha256").hexdigest()[:10]
+
+    def view_path(rel: str) -> str:
+        if rel in inside or not terms:
+            return rel
+        return os.path.normpath("/".join(replace_terms(part, terms, pseudonym) for part in rel.split("/")))
+
+    return view_path
 
 
 def _inside(path: str, folder: Path, itself: bool = False) -> bool:

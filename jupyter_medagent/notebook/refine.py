@@ -13,6 +13,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from jupyter_medagent.isolation.outputs import clean_outputs
 from jupyter_medagent.notebook.draft import DraftCell
 
 
@@ -52,8 +53,8 @@ def _code_cell(cell: DraftCell, with_outputs: bool):
     if cell.edited_by_user:
         meta["edited_by_user"] = True
     code = new_code_cell(cell.source, metadata={"medagent": meta})
-    if with_outputs:
-        code.outputs = [nbformat.from_dict(o) for o in cell.outputs]
+    if with_outputs:  # cleaned as the sandbox kernel's relay cleans them: the notebook may be opened anywhere
+        code.outputs = [nbformat.from_dict(o) for o in clean_outputs(cell.outputs)]
     return code
 
 
@@ -86,19 +87,21 @@ def model_warning(author: ModelAuthor) -> str:
     return (f"> **Written by a model ({author.model}), not by a person.** Read each cell before you run it. "
             "The first code cell locks this kernel down for the rest of its life: a seccomp filter (enforced by "
             "Linux, not by Python) refuses starting any program and opening internet or raw network sockets, so "
-            "`!` commands, `%pip` and downloads fail from then on; and medagent's runtime guard lets the cells "
-            "below write only "
+            "`!` commands, `%pip` and downloads fail from then on; Landlock (Linux again) refuses writing files "
+            f"anywhere but `{author.output_dir}` and a private temp folder; and medagent's runtime guard lets the "
+            "cells below write only "
             f"into `{author.output_dir}` and change nothing in the data, as while the agent ran them. "
-            "Restarting the kernel lifts both.")
+            "Restarting the kernel lifts both the lockdown and the guard.")
 
 
 def guard_cell(author: ModelAuthor):
     protected = [author.data_dir] if author.data_dir else []
-    source = ("# A model wrote the cells below: from here on this kernel starts no program and opens no internet\n"
-              "# socket (seccomp), and the runtime guard watches every cell. Restart the kernel to lift both.\n"
+    source = ("# A model wrote the cells below: from here on this kernel starts no program, opens no internet\n"
+              "# socket (seccomp), writes files only into the output folder (Landlock), and the runtime guard\n"
+              "# watches every cell. Restart the kernel to lift them.\n"
               "from jupyter_medagent.isolation.guard import watch_model_code\n"
-              "from jupyter_medagent.isolation.lockdown import refuse_programs_and_network\n\n"
-              "print(refuse_programs_and_network())\n"
+              "from jupyter_medagent.isolation.lockdown import lock_down\n\n"
+              f"print(lock_down([{author.output_dir!r}]))\n"
               f"watch_model_code(writable=[{author.output_dir!r}], protected={protected!r})")
     return new_code_cell(source, metadata={"medagent": {"guard": True}})
 

@@ -69,3 +69,36 @@ def test_script_onerror_and_javascript_from_the_sandbox_kernel_do_not_run_and_ta
     assert flags == [None, None, None] and hits == []
     assert page.locator(".jp-OutputArea-output table th:has-text('volume_ml')").count() >= 1
     assert page.locator(".jp-OutputArea-output:has-text('planted')").count() >= 1
+
+
+def test_a_hook_a_models_thread_plants_later_makes_the_page_fetch_nothing(page, sandbox_lab, canary):  # noqa: F811
+    """Finding R2: a thread a model cell started registers a post_run_cell hook after the cell ended; the
+    user's next cell then showed <img src=http://127.0.0.1:PORT/...>, and Chromium sent the Jupyter login
+    cookie to PORT. Only data: images reach the page now; they still show."""
+    from jupyter_medagent.isolation.kernelspec import DISPLAY_NAME, SPEC_NAME
+
+    url, root = sandbox_lab
+    canary_url, hits = canary
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    shown = (f"<img src='{canary_url}/html-img'><img srcset='{canary_url}/srcset 1x'>"
+             f"<div style=\"background-image: url('{canary_url}/css')\">styled</div>"
+             f"<img class='medagent-data-png' src='data:image/png;base64,{png}'><b>hook ran</b>")
+    planted = ("import threading, time\nfrom IPython.display import HTML, Markdown, display\n"
+               "def later(*args):\n"
+               f"    display(HTML({shown!r}))\n"
+               f"    display(Markdown('![m]({canary_url}/markdown-img) **from markdown**'))\n"
+               "def plant():\n    time.sleep(2)\n    get_ipython().events.register('post_run_cell', later)\n"
+               "threading.Thread(target=plant, daemon=True).start()\nprint('started')")
+    new_notebook(root, "sleeper.ipynb", [planted, "import time\ntime.sleep(4)\ny = 41 + 1\ny", "y"],
+                 kernel=(SPEC_NAME, DISPLAY_NAME))
+    page.goto(f"{url}/lab/tree/sleeper.ipynb?reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    kernel_ready(url, "sleeper.ipynb", timeout=120)
+    page.click(".jp-Notebook .jp-Cell >> nth=0")
+    for _ in range(3):
+        page.keyboard.press("Shift+Enter")
+    page.wait_for_selector(".jp-OutputArea-output:has-text('hook ran')", timeout=60_000)
+    page.wait_for_selector(".jp-OutputArea-output strong:has-text('from markdown')", timeout=30_000)
+    page.wait_for_timeout(2000)
+    assert hits == []
+    assert page.locator("img.medagent-data-png").count() >= 1  # the output's own raster still shows
