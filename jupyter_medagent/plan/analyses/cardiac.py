@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_medagent.plan.analyses import Analysis, register
+from jupyter_medagent.plan.analyses.base import Analysis, register
 from jupyter_medagent.plan.plan import Plan, Step
 
 
