@@ -36,15 +36,21 @@ class LiveOutputs:
         now = time.monotonic()
         events: list[Event] = []
         report = progress_in(outputs)
+        moved = False
         if report is not None:
             key = (report.get("what"), report.get("done"), report.get("total"))
             if key != self._last_progress:
+                moved = True
                 self._last_progress = key
                 events.append(Progress(str(report.get("what", "work")), int(report.get("done", 0)),
                                        int(report.get("total", 0)), float(report.get("elapsed_s", now - self.started)),
                                        report.get("eta_s"), str(report.get("text", "")), self.cell_id))
-        if now - self._last_sent >= SNAPSHOT_EVERY_S and outputs != self._sent_outputs:
+        # A snapshot at least every SNAPSHOT_EVERY_S, and with every progress move, so that the cell's output on the
+        # page never lags behind the progress bar (a training step may take longer than the interval).
+        if (moved or now - self._last_sent >= SNAPSHOT_EVERY_S) and outputs != self._sent_outputs:
             self._last_sent = now
-            self._sent_outputs = clean_outputs(outputs)  # for pages: a model cell's HTML may name remote images
+            # Copies: the executor appends to its output dicts in place. Cleaned: a model cell's HTML may name
+            # remote images, which a page would fetch.
+            self._sent_outputs = [dict(o) for o in clean_outputs(outputs)]
             events.append(CellOutput(self.cell_id, self._sent_outputs, round(now - self.started, 1)))
         return events
