@@ -169,7 +169,8 @@ class MedagentMagics(Magics):
         try:
             options = from_arguments(args, **({"safety": "approve"} if args.approve else {}))
             setup = RunSetup(cell, args.data, base_dir, args.out, options)
-            agent = build_agent(setup, lambda isolation: InProcessExecutor(self.shell, guard=isolation.guard_policy()),
+            agent = build_agent(setup, lambda isolation: InProcessExecutor(
+                self.shell, guard=isolation.guard_policy(kernel_in_sandbox=in_sandbox_kernel())),
                                 approver=ask_on_console, user_kernel=True, user_kernel_sandboxed=in_sandbox_kernel(),
                                 default_notebook=default_notebook(self.shell), on_live=lambda e: view.add(e))
         except MedagentError as exc:

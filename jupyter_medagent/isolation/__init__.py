@@ -33,13 +33,16 @@ class KernelIsolation:
     def sandboxed(self) -> bool:
         return self.mode == "sandbox"
 
-    def guard_policy(self) -> dict | None:
-        """The guard's policy for this run's kernels; None with isolation off. In the sandbox /tmp is
-        private, elsewhere the guard makes a private temporary folder in the kernel."""
+    def guard_policy(self, *, kernel_in_sandbox: bool | None = None) -> dict | None:
+        """The guard's policy for a kernel of this run; None with isolation off. ``kernel_in_sandbox``: whether that
+        kernel runs in the sandbox (default: the run's own kernels do when the run is sandboxed). There /tmp is
+        private; elsewhere (the user's own kernel) /tmp is the host's, shared and holding other people's code, so
+        the guard makes a private temporary folder in the kernel instead."""
         if self.mode == "off":
             return None
+        in_sandbox = self.sandboxed if kernel_in_sandbox is None else kernel_in_sandbox
         return guard.policy([self.output_dir], [self.data_dir] if self.data_dir else [],
-                            tmp="/tmp" if self.sandboxed else "private")
+                            tmp="/tmp" if in_sandbox else "private")
 
 
 __all__ = ["ISOLATION_MODES", "KernelIsolation", "KernelLimits", "guard", "sandbox_problem"]

@@ -207,9 +207,11 @@ class RunManager:
             def make_executor(isolation):
                 interrupt = lambda: self._interrupt(spec.kernel_id)  # noqa: E731
                 if is_gateway_kernel(km):  # JupyterLab started with --gateway-url: the kernel is remote
-                    return attach_gateway_kernel(km, f"medagent-{run_id}", interrupt, guard=isolation.guard_policy())
+                    return attach_gateway_kernel(km, f"medagent-{run_id}", interrupt,
+                                                 guard=isolation.guard_policy(kernel_in_sandbox=False))
                 return KernelClientExecutor(connection_file=km.connection_file, session_id=f"medagent-{run_id}",
-                                            interrupt=interrupt, guard=isolation.guard_policy())
+                                            interrupt=interrupt,
+                                            guard=isolation.guard_policy(kernel_in_sandbox=is_sandbox_kernel(km.kernel_name)))
         try:
             agent = build_agent(setup, make_executor, approver=lambda *a: holder["run"].approve(*a),
                                 user_kernel=not spec.isolated,

@@ -299,3 +299,14 @@ def test_disk_full_ends_failed_without_traceback_or_temp_files(world, tmp_path):
     summary, meta, elapsed, code = _outcome(process, server, tmp_path, time.monotonic())
     assert summary["status"] == "failed" and "could not write the notebook" in summary["reason"]
     assert meta["status"] == "failed" and code == 1
+
+
+def test_a_users_own_kernel_in_a_sandboxed_run_gets_a_private_temporary_folder(tmp_path):
+    """A sandboxed run driving the user's plain kernel (the sidebar, the magic): /tmp there is the host's, where other
+    people's code lives (a project or its venv checked out under /tmp), so the guard must not treat it as the run's."""
+    from jupyter_medagent.isolation import KernelIsolation
+
+    run = KernelIsolation(mode="sandbox", output_dir=str(tmp_path / "out"), data_dir=None)
+    assert run.guard_policy()["tmp"] == "/tmp"  # the run's own kernels: /tmp is the sandbox's private one
+    assert run.guard_policy(kernel_in_sandbox=False)["tmp"] == "private"
+    assert "/tmp" not in run.guard_policy(kernel_in_sandbox=False)["writable"]
