@@ -71,21 +71,15 @@ def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
     return {module_name(p, root): imported_modules(p, known, root) for p in files}
 
 
-def unit_graph(modules: dict[str, set[str]], moved: dict[str, str] | None = None) -> dict[str, set[str]]:
-    """Edges between units; ``moved`` ({module: unit}) counts a module as part of another unit (a move that
-    another branch makes, not merged yet)."""
-    moved = moved or {}
-
-    def unit(module: str) -> str:
-        return moved.get(module) or unit_of(module)
-
+def unit_graph(modules: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Edges between units."""
     units: dict[str, set[str]] = defaultdict(set)
     for source, targets in modules.items():
-        units[unit(source)]
+        units[unit_of(source)]
         for target in targets:
             # The package's own __init__ is not a layer; skip edges into it.
-            if "." in target and unit(target) != unit(source):
-                units[unit(source)].add(unit(target))
+            if "." in target and unit_of(target) != unit_of(source):
+                units[unit_of(source)].add(unit_of(target))
     return dict(units)
 
 
@@ -130,12 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", action="store_true", help="module-level graph instead of sub-packages")
     parser.add_argument("--quiet", action="store_true", help="print only the cycles")
     parser.add_argument("--why", action="store_true", help="name the module edges behind each unit edge")
-    parser.add_argument("--moved", action="append", default=[], metavar="MODULE=UNIT",
-                        help="count MODULE as part of UNIT (a move made on another branch; repeatable)")
     args = parser.parse_args(argv)
-    moved = dict(item.split("=", 1) for item in args.moved)
     modules = module_graph()
-    graph = modules if args.modules else unit_graph(modules, moved)
+    graph = modules if args.modules else unit_graph(modules)
     if not args.quiet:
         for source in sorted(graph):
             print(f"{source} -> {', '.join(sorted(graph[source])) or '(nothing)'}")
