@@ -41,8 +41,6 @@ def sandbox_lab(chromium_path, tmp_path_factory):
 
 def test_script_onerror_and_javascript_from_the_sandbox_kernel_do_not_run_and_tables_show(page, sandbox_lab,
                                                                                             canary):  # noqa: F811
-    from jupyter_medagent.isolation.kernelspec import DISPLAY_NAME, SPEC_NAME
-
     url, root = sandbox_lab
     canary_url, hits = canary
     payload = (f"<script>window.medagentScript = 1; fetch('{canary_url}/script')</script>"
@@ -55,13 +53,7 @@ def test_script_onerror_and_javascript_from_the_sandbox_kernel_do_not_run_and_ta
                "get_ipython().events.register('post_run_cell', later)\n"
                "print('planted')")
     table = "import pandas as pd\npd.DataFrame({'label': ['LV', 'RV'], 'volume_ml': [120.5, 98.25]})"
-    new_notebook(root, "sandboxed.ipynb", [planted, "y = 41 + 1\ny", table], kernel=(SPEC_NAME, DISPLAY_NAME))
-    page.goto(f"{url}/lab/tree/sandboxed.ipynb?reset")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    kernel_ready(url, "sandboxed.ipynb", timeout=120)
-    page.click(".jp-Notebook .jp-Cell >> nth=0")
-    for _ in range(3):
-        page.keyboard.press("Shift+Enter")
+    run_in_sandbox_kernel(page, url, root, "sandboxed.ipynb", [planted, "y = 41 + 1\ny", table])
     page.wait_for_selector(".jp-OutputArea-output table td:has-text('98.25')", timeout=60_000)
     page.wait_for_selector(".jp-OutputArea-output:has-text('hook ran')", timeout=30_000)
     page.wait_for_timeout(2000)
@@ -75,8 +67,6 @@ def test_a_hook_a_models_thread_plants_later_makes_the_page_fetch_nothing(page, 
     """Finding R2: a thread a model cell started registers a post_run_cell hook after the cell ended; the
     user's next cell then showed <img src=http://127.0.0.1:PORT/...>, and Chromium sent the Jupyter login
     cookie to PORT. Only data: images reach the page now; they still show."""
-    from jupyter_medagent.isolation.kernelspec import DISPLAY_NAME, SPEC_NAME
-
     url, root = sandbox_lab
     canary_url, hits = canary
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -89,16 +79,22 @@ def test_a_hook_a_models_thread_plants_later_makes_the_page_fetch_nothing(page, 
                f"    display(Markdown('![m]({canary_url}/markdown-img) **from markdown**'))\n"
                "def plant():\n    time.sleep(2)\n    get_ipython().events.register('post_run_cell', later)\n"
                "threading.Thread(target=plant, daemon=True).start()\nprint('started')")
-    new_notebook(root, "sleeper.ipynb", [planted, "import time\ntime.sleep(4)\ny = 41 + 1\ny", "y"],
-                 kernel=(SPEC_NAME, DISPLAY_NAME))
-    page.goto(f"{url}/lab/tree/sleeper.ipynb?reset")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    kernel_ready(url, "sleeper.ipynb", timeout=120)
-    page.click(".jp-Notebook .jp-Cell >> nth=0")
-    for _ in range(3):
-        page.keyboard.press("Shift+Enter")
+    run_in_sandbox_kernel(page, url, root, "sleeper.ipynb", [planted, "import time\ntime.sleep(4)\ny = 41 + 1\ny", "y"])
     page.wait_for_selector(".jp-OutputArea-output:has-text('hook ran')", timeout=60_000)
     page.wait_for_selector(".jp-OutputArea-output strong:has-text('from markdown')", timeout=30_000)
     page.wait_for_timeout(2000)
     assert hits == []
     assert page.locator("img.medagent-data-png").count() >= 1  # the output's own raster still shows
+
+
+def run_in_sandbox_kernel(page, url, root, name, cells):
+    """Open a notebook of ``cells`` on the sandbox kernel in JupyterLab and run every cell, as a user does."""
+    from jupyter_medagent.isolation.kernelspec import DISPLAY_NAME, SPEC_NAME
+
+    new_notebook(root, name, cells, kernel=(SPEC_NAME, DISPLAY_NAME))
+    page.goto(f"{url}/lab/tree/{name}?reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    kernel_ready(url, name, timeout=120)
+    page.click(".jp-Notebook .jp-Cell >> nth=0")
+    for _ in cells:
+        page.keyboard.press("Shift+Enter")
