@@ -76,10 +76,12 @@ class KernelClientExecutor(ExecutorBase):
                     time.sleep(0.5)
         except RuntimeError:
             refusal = self._launch_refusal()
+            heard = self._heartbeat()
             self.close()
             if refusal:
                 raise MedagentError(f"the kernel did not start: {refusal}") from None
-            raise MedagentError(f"the kernel did not answer within {self._startup_timeout:.0f} s ({self._describe})") from None
+            raise MedagentError(f"the kernel did not answer within {self._startup_timeout:.0f} s "
+                                f"({self._describe}{heard})") from None
         if self.guard is not None:
             result = self._run(runtime_guard.install_code(self.guard), timeout=60)
             said = "".join(o.get("text", "") for o in result.outputs).strip()
@@ -87,6 +89,13 @@ class KernelClientExecutor(ExecutorBase):
                 self.close()
                 raise MedagentError("the runtime guard could not be set up in the kernel "
                                     f"({said or (result.error or {}).get('evalue', 'no answer')}); restart the kernel")
+
+    def _heartbeat(self) -> str:
+        """Whether a kernel that gave no kernel_info reply still beats: it lives but does not answer, or not."""
+        try:
+            return "; its heartbeat answers" if self.client.hb_channel.is_beating() else "; no heartbeat either"
+        except (AttributeError, RuntimeError):  # a gateway's client has no heartbeat of its own
+            return ""
 
     def _launch_refusal(self) -> str | None:
         """Why the launcher refused to start a kernel of ours (isolation/launch.py), if it did: from its

@@ -92,7 +92,7 @@ class MedAgentPersona(BasePersona):
         spec = RunRequest(request, data, None, (chat.parent / f"{chat.stem}.ipynb").as_posix(), isolated=True,
                           options=options)
         try:
-            run, _ = runs.start(spec)
+            run, _ = await runs.start(spec)
         except RunError as exc:
             self.send_message(f"I could not start: {exc}")
             return

@@ -59,7 +59,7 @@ class RunsHandler(MedagentHandler):
     @web.authenticated
     async def post(self):
         try:
-            run, created = self.runs.start(RunRequest.from_json(self.body()))
+            run, created = await self.runs.start(RunRequest.from_json(self.body()))
         except RunError as exc:
             return self.fail(exc)
         self.set_status(201 if created else 200)

@@ -168,6 +168,7 @@ class RunManager:
         self.loop = loop
         self.runs: dict[str, Run] = {}
         self._waiters: set[asyncio.Event] = set()  # one per coroutine in wait_for, set when any run changes
+        self._starting: dict[str, tuple[RunRequest, asyncio.Future]] = {}  # run id -> its request, its Run to be
 
     def bind_loop(self) -> None:
         """Called from the server's coroutines: worker threads wake waiters through this loop."""
@@ -175,30 +176,54 @@ class RunManager:
             self.loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ start
-    def start(self, spec: RunRequest) -> tuple[Run, bool]:
+    async def start(self, spec: RunRequest) -> tuple[Run, bool]:
         """(the run, whether it is new). The same request again for a notebook whose run is still working
-        (a double click on Start, a retried POST) gets that run back instead of a second one."""
+        or still starting (a double click on Start, a retried POST) gets that run back instead of a second
+        one. The agent is built off the event loop: connecting to a kernel, installing the guard in it, or
+        starting a sandboxed one takes seconds, and the server answers everyone else meanwhile."""
+        self.bind_loop()
+        if not spec.isolated and spec.kernel_id not in self.kernels:
+            raise RunError(404, f"no kernel with id {spec.kernel_id!r}; open the notebook and start its kernel")
+        # Each run still working or starting: its request, and the Run or the future that will hold it.
+        active = [(r.spec, r) for r in self.runs.values() if not r.done] + list(self._starting.values())
+        busy = [(s, held) for s, held in active if (
+            (s.kernel_id == spec.kernel_id and not spec.isolated and not s.isolated)
+            or (spec.isolated and s.isolated and s.notebook_path == spec.notebook_path))]
+        if busy and busy[0][0] == spec:
+            held = busy[0][1]
+            return (held if isinstance(held, Run) else await asyncio.shield(held)), False
+        if busy:
+            where = "for this notebook" if spec.isolated else "in this kernel"
+            name = busy[0][1].id if isinstance(busy[0][1], Run) else "(starting)"
+            raise RunError(409, f"run {name} is still working {where}; stop it or wait for it to finish")
+        notebook = self.resolve(spec.notebook_path)
+        run_id = uuid.uuid4().hex[:12]
+        starting = asyncio.get_running_loop().create_future()
+        self._starting[run_id] = (spec, starting)
+        try:
+            km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
+            run = await asyncio.get_running_loop().run_in_executor(
+                None, self._build, run_id, spec, notebook, km)
+        except BaseException as exc:
+            starting.set_exception(exc)
+            starting.exception()  # read here: no "exception never retrieved" when nobody else waited
+            raise
+        finally:
+            del self._starting[run_id]
+        starting.set_result(run)
+        self.runs[run_id] = run
+        run.thread.start()
+        return run, True
+
+    def _build(self, run_id: str, spec: RunRequest, notebook: Path, km) -> Run:
+        """The run's agent, on a worker thread (see ``start``)."""
         from jupyter_medagent.kernel import KernelClientExecutor, new_kernel_executor
         from jupyter_medagent.isolation.kernelspec import is_sandbox_kernel
         from jupyter_medagent.kernel.gateway import attach_gateway_kernel, is_gateway_kernel
         from jupyter_medagent.session import RunSetup, build_agent, refined_name
 
-        self.bind_loop()
-        if not spec.isolated and spec.kernel_id not in self.kernels:
-            raise RunError(404, f"no kernel with id {spec.kernel_id!r}; open the notebook and start its kernel")
-        busy = [r for r in self.runs.values() if not r.done and (
-            (r.spec.kernel_id == spec.kernel_id and not spec.isolated and not r.spec.isolated)
-            or (spec.isolated and r.spec.isolated and r.spec.notebook_path == spec.notebook_path))]
-        if busy and busy[0].spec == spec:
-            return busy[0], False
-        if busy:
-            where = "for this notebook" if spec.isolated else "in this kernel"
-            raise RunError(409, f"run {busy[0].id} is still working {where}; stop it or wait for it to finish")
-        notebook = self.resolve(spec.notebook_path)
-        km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
         setup = RunSetup(spec.request, spec.data_dir, notebook.parent, refined_name(notebook), spec.options,
                          kernel_elsewhere=km is not None and is_gateway_kernel(km))
-        run_id = uuid.uuid4().hex[:12]
         holder: dict[str, Run] = {}
         if spec.isolated:
             def make_executor(isolation):
@@ -219,9 +244,7 @@ class RunManager:
         except MedagentError as exc:
             raise RunError(400, str(exc)) from exc
         run = holder["run"] = Run(run_id, spec, agent, agent.executor, self._wake)
-        self.runs[run_id] = run
-        run.thread.start()
-        return run, True
+        return run
 
     def get(self, run_id: str) -> Run:
         if run_id not in self.runs:
@@ -237,7 +260,10 @@ class RunManager:
     # ------------------------------------------------------------------ waiting (server's event loop)
     def _wake(self) -> None:
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._wake_waiters)
+            try:
+                self.loop.call_soon_threadsafe(self._wake_waiters)
+            except RuntimeError:  # the loop is closed: the server has stopped, nobody waits
+                pass
 
     def _wake_waiters(self) -> None:
         for changed in self._waiters:
