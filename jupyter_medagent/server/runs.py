@@ -202,8 +202,12 @@ class RunManager:
         self._starting[run_id] = (spec, starting)
         try:
             km = None if spec.isolated else self.kernels.get_kernel(spec.kernel_id)
-            run = await asyncio.get_running_loop().run_in_executor(
-                None, self._build, run_id, spec, notebook, km)
+            build = asyncio.get_running_loop().run_in_executor(None, self._build, run_id, spec, notebook, km)
+            try:
+                run = await asyncio.shield(build)
+            except asyncio.CancelledError:  # the chat reply was cancelled: the build's thread goes on
+                build.add_done_callback(_let_go)
+                raise
         except BaseException as exc:
             starting.set_exception(exc)
             starting.exception()  # read here: no "exception never retrieved" when nobody else waited
@@ -300,6 +304,12 @@ class RunManager:
         for run in self.runs.values():
             if not run.done:
                 run.stop()
+
+
+def _let_go(build: asyncio.Future) -> None:
+    """A run built for a start that was cancelled meanwhile: its kernel (its own, if isolated) is let go."""
+    if not build.cancelled() and build.exception() is None:
+        build.result().executor.close()
 
 
 def api_path(path: str, root: Path) -> str:

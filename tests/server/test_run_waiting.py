@@ -42,3 +42,24 @@ async def test_a_waiter_sleeps_until_the_run_has_news_and_leaves_the_loop_free(t
     await runs.wait_for(run, 2, 30.0)  # a finished run has nothing more to wait for
     assert loop.time() - started < 0.5
     other.cancel()
+
+
+async def test_a_start_cancelled_while_its_kernel_starts_lets_the_kernel_go(tmp_path, monkeypatch):
+    """The chat's Stop during a run's start: the agent built after all is not left holding a kernel."""
+    from jupyter_medagent.server.runs import RunRequest
+
+    runs = RunManager(str(tmp_path), kernel_manager=None)
+    closed = threading.Event()
+
+    def slow_build(run_id, spec, notebook, km):
+        time.sleep(0.5)  # a sandboxed kernel starting
+        return SimpleNamespace(executor=SimpleNamespace(close=closed.set))
+
+    monkeypatch.setattr(runs, "_build", slow_build)
+    start = asyncio.ensure_future(runs.start(RunRequest("r", None, None, "chat.ipynb", isolated=True)))
+    await asyncio.sleep(0.1)
+    start.cancel()
+    await asyncio.gather(start, return_exceptions=True)
+    assert start.cancelled() and not runs.runs and not runs._starting
+    await asyncio.get_running_loop().run_in_executor(None, closed.wait, 5.0)
+    assert closed.is_set()
